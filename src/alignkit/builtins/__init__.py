@@ -1,0 +1,1 @@
+"""Default plugins, loaded from the explicit list in alignkit.plugins.BUILTIN_PLUGINS."""

@@ -1,0 +1,1 @@
+"""Built-in decoder: `sample` (temperature, top-k, top-p, min-p)."""

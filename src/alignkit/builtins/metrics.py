@@ -1,0 +1,1 @@
+"""Built-in evaluation metrics (diversity and quality)."""

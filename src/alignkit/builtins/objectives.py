@@ -1,0 +1,1 @@
+"""Built-in training objectives (dpo, simpo). Registered through the same hook contract as any plugin."""

@@ -1,0 +1,1 @@
+"""Built-in reward sources (toy verifier, python callable, reward model)."""

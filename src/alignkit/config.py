@@ -1,0 +1,228 @@
+"""Configuration: typed dataclasses, filled from defaults <- YAML (`--config FILE`) <- explicit CLI flags.
+
+One precedence, documented in docs/cli.md: a flag given on the command line wins over the same key in the YAML
+file, which wins over the dataclass default. YAML keys are the flag names with `_` or `-` (`max_steps` or
+`max-steps`); an unknown key is an error naming the key, the file and the nearest known key.
+
+Each command's options are a dataclass here; every field becomes a `--flag` through `opt(...)` metadata, so
+adding a field adds the flag, the YAML key and the `--print-config` line at once. Objective, decoder and
+transform options come from their plugins' dataclasses in the same way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alignkit.errors import UserError, did_you_mean
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+def opt(default: Any = None, help: str = "", *, choices: tuple[str, ...] | None = None,
+        argument: bool = False, flag: str | None = None, metavar: str | None = None) -> Any:
+    """A dataclass field that is also a CLI flag. `default=REQUIRED` makes it mandatory (after YAML)."""
+    meta = {"help": help, "choices": choices, "argument": argument, "flag": flag, "metavar": metavar}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def flag_name(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Command configs. Field order is the order in --help.
+
+
+@dataclass
+class PrepareConfig:
+    data: str = opt(REQUIRED, "Raw data: a .jsonl/.json/.parquet/.csv file, a save_to_disk folder, a Hub id, "
+                    "or toy:prefs / toy:prompts.", argument=True)
+    output: str = opt(REQUIRED, "Folder to write the prepared data set, manifest.json and rejects.jsonl.")
+    model: str = opt("toy:instruct", "Model or tokenizer whose tokenizer (and chat template) to use.")
+    format: str | None = opt(None, "Force a format instead of detecting it (alignkit plugins lists formats).")
+    split: str = opt("train", "Split to read from a Hub id or a DatasetDict folder.")
+    limit: int | None = opt(None, "Read at most this many rows.")
+    template: str = opt("auto", "auto: chat template for conversational rows, plain text otherwise; "
+                        "chat / plain force one.", choices=("auto", "chat", "plain"))
+    max_length: int | None = opt(None, "Maximum prompt + response tokens.")
+    max_prompt_length: int | None = opt(None, "Maximum prompt tokens (longer prompts keep their end).")
+    truncation: str = opt("truncate", "Rows over the limits: truncate them (prompt keeps its end, response its "
+                          "start) or reject them.", choices=("truncate", "reject"))
+    num_proc: int = opt(1, "Worker processes for tokenization.")
+
+
+@dataclass
+class TrainConfig:
+    model: str = opt("toy:instruct", "Policy to train: a folder, a Hub id or toy:base / toy:instruct.")
+    ref_model: str | None = opt(None, "Reference model (default: the starting policy).")
+    data: str = opt("toy:prefs", "Preference data: a prepared folder, a raw file, a Hub id or toy:prefs.")
+    output: str = opt("runs/alignkit", "Output folder (model, tokenizer, alignkit.yaml, metrics.jsonl).")
+    max_steps: int | None = opt(None, "Optimizer steps to run (overrides --epochs).")
+    epochs: float = opt(1.0, "Passes over the training data.")
+    batch_size: int = opt(8, "Pairs (or prompts, online) per micro-batch.")
+    grad_accum: int = opt(1, "Micro-batches accumulated per optimizer step.")
+    learning_rate: float = opt(5e-6, "Peak learning rate for AdamW.")
+    lr_schedule: str = opt("linear", "Learning-rate schedule after warm-up.",
+                           choices=("constant", "linear", "cosine"))
+    warmup_steps: int = opt(0, "Linear warm-up steps.")
+    weight_decay: float = opt(0.0, "AdamW weight decay.")
+    max_grad_norm: float = opt(1.0, "Clip the gradient norm to this (0 disables).")
+    save_steps: int = opt(0, "Write a checkpoint every N steps (0: only at the end).")
+    eval_split: float = opt(0.0, "Fraction of the data held out for evaluation.")
+    eval_steps: int = opt(0, "Evaluate on the held-out split every N steps (0: at the end only).")
+    logging_steps: int = opt(1, "Write metrics every N steps.")
+    resume: bool = opt(False, "Resume from the newest checkpoint in --output.")
+    seed: int = opt(0, "Random seed.")
+    dtype: str = opt("auto", "Parameter dtype.", choices=("auto", "bf16", "fp32"))
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N.")
+    ref_mode: str = opt("precompute", "Reference log-probs: computed once before training, or every step.",
+                        choices=("precompute", "online"))
+    max_length: int | None = opt(None, "Maximum prompt + response tokens when preparing raw data.")
+    max_prompt_length: int | None = opt(None, "Maximum prompt tokens when preparing raw data.")
+    lora: bool = opt(False, "Train a LoRA adapter; the reference is the model with the adapter disabled.")
+    lora_rank: int = opt(16, "LoRA rank.")
+    lora_alpha: float = opt(32.0, "LoRA alpha.")
+    lora_dropout: float = opt(0.0, "LoRA dropout.")
+    lora_target_modules: str = opt("all-linear", "Comma-separated module names, or all-linear.")
+    online: bool = opt(False, "Online training: sample from the policy and score with --reward.")
+    prompts: str = opt("toy:prompts", "Prompts for online training: a file, a prepared folder or toy:prompts.")
+    reward: str = opt("toy", "Reward source for online training: toy, module:function, or a reward model path.")
+    group_size: int = opt(8, "Samples per prompt in online training.")
+    max_new_tokens: int = opt(64, "Maximum tokens sampled per completion in online training.")
+    temperature: float = opt(1.0, "Sampling temperature in online training.")
+
+
+@dataclass
+class DecodeConfig:
+    model: str = opt("toy:instruct", "Model to sample from: a folder, a Hub id or toy:instruct.")
+    prompts: str = opt("toy:prompts", "Prompts: a .jsonl/.json/.csv/.parquet file, a prepared folder or "
+                       "toy:prompts.")
+    output: str = opt("generations.jsonl", "JSONL file to write (an interrupted run resumes into it).")
+    num_samples: int = opt(1, "Samples per prompt.")
+    max_new_tokens: int = opt(128, "Maximum new tokens per sample.")
+    temperature: float = opt(1.0, "Sampling temperature.")
+    top_k: int = opt(0, "Keep the k most likely tokens (0: off).")
+    top_p: float = opt(1.0, "Nucleus: keep the smallest set with this much probability (1: off).")
+    min_p: float = opt(0.0, "Keep tokens with at least min_p times the top probability (0: off).")
+    stop: list[str] | None = opt(None, "Stop string (repeatable).")
+    template: str = opt("auto", "auto: the tokenizer's chat template if it has one; chat / plain force one.",
+                        choices=("auto", "chat", "plain"))
+    batch_size: int = opt(16, "Sequences sampled together.")
+    seed: int = opt(0, "Random seed (same seed, same outputs on CPU).")
+    dtype: str = opt("auto", "Parameter dtype.", choices=("auto", "bf16", "fp32"))
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N.")
+
+
+@dataclass
+class EvalConfig:
+    generations: list[str] | None = opt(None, "generations.jsonl files from decode (or {prompt, text} JSONL).",
+                                        argument=True)
+    output: str = opt("eval", "Folder for report.json, report.md and plots.")
+    metrics: str | None = opt(None, "Comma-separated metric names (default: all that apply).")
+    reward: str | None = opt(None, "Reward source for quality: toy, module:function, or a reward model path.")
+    embedder: str | None = opt(None, "Sentence encoder folder or Hub id for embedding diversity.")
+    model: str | None = opt(None, "Model to decode first when no generations are given (or for --exact).")
+    ref_model: str | None = opt(None, "Reference model for the exact KL (default: toy:base).")
+    exact: bool = opt(False, "Exact toy-world evaluation of --model by enumerating every response.")
+    bootstrap: int = opt(1000, "Bootstrap resamples for confidence intervals.")
+    seed: int = opt(0, "Random seed.")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Resolution: defaults <- YAML <- explicit flags.
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file '{path}' is not valid YAML: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict):
+        raise UserError(f"config file '{path}' must hold a mapping of option names to values")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _check_type(name: str, value: Any, annotation: Any, source: str) -> Any:
+    """Coerce a YAML value to the field's type, or raise a UserError naming the key."""
+    if value is None:
+        return None
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
+        annotation = args[0]
+        origin = typing.get_origin(annotation)
+    if origin is list:
+        values = value if isinstance(value, list) else [value]
+        return [str(v) for v in values]
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    else:
+        return value
+    raise UserError(f"'{name}' in {source} should be {annotation.__name__}, got {value!r}")
+
+
+def build(cls: type, yaml_values: dict[str, Any], cli_values: dict[str, Any], source: str = "the config") -> Any:
+    """An instance of dataclass `cls`: defaults, then yaml_values, then cli_values (only flags the user gave)."""
+    types = field_types(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in cli_values:
+            values[f.name] = cli_values[f.name]
+        elif f.name in yaml_values:
+            values[f.name] = _check_type(f.name, yaml_values[f.name], types[f.name], source)
+        if f.name in values and f.metadata.get("choices") and values[f.name] not in f.metadata["choices"]:
+            choices = f.metadata["choices"]
+            raise UserError(f"'{f.name}' must be one of {', '.join(choices)}; got {values[f.name]!r}"
+                            f"{did_you_mean(str(values[f.name]), choices)}")
+    instance = cls(**values)
+    for f in dataclasses.fields(cls):
+        if getattr(instance, f.name) is REQUIRED:
+            where = "argument " + f.name.upper() if f.metadata.get("argument") else flag_name(f)
+            raise UserError(f"missing {where} (or '{f.name}:' in a --config file)")
+    return instance
+
+
+def check_unknown(yaml_values: dict[str, Any], known: set[str], source: str) -> None:
+    for key in yaml_values:
+        if key not in known:
+            raise UserError(f"unknown key '{key}' in {source}{did_you_mean(key, known)}")
+
+
+def to_dict(instance: Any) -> dict[str, Any]:
+    return dataclasses.asdict(instance)
+
+
+def dump_yaml(values: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(values, sort_keys=False, default_flow_style=False)

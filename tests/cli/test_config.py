@@ -1,0 +1,63 @@
+"""Config precedence (defaults <- YAML <- flags), unknown keys, validate."""
+from typer.testing import CliRunner
+
+from alignkit.cli import build_app
+
+
+def invoke(*args):
+    return CliRunner().invoke(build_app(), list(args))
+
+
+def test_flags_override_yaml_which_overrides_defaults(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("num_samples: 3\nmax-new-tokens: 7\n")
+    out = invoke("decode", "--config", str(cfg), "--num-samples", "5", "--print-config")
+    assert out.exit_code == 0, out.output
+    assert "num_samples: 5" in out.output          # flag beats YAML
+    assert "max_new_tokens: 7" in out.output       # YAML beats default (128)
+    assert "temperature: 1.0" in out.output        # default
+
+
+def test_unknown_yaml_key_names_key_file_and_suggestion(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("num_sample: 3\n")
+    out = invoke("decode", "--config", str(cfg))
+    assert out.exit_code == 2
+    assert f"unknown key 'num_sample' in {cfg}; did you mean 'num_samples'?" in out.output
+
+
+def test_wrong_type_and_bad_choice_in_yaml(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("num_samples: many\n")
+    assert "'num_samples' in" in invoke("decode", "--config", str(cfg)).output
+    cfg.write_text("template: chatt\n")
+    out = invoke("decode", "--config", str(cfg))
+    assert out.exit_code == 2 and "did you mean 'chat'?" in out.output
+
+
+def test_required_value_missing_is_one_line(tmp_path):
+    out = invoke("prepare", "data.jsonl")
+    assert out.exit_code == 2
+    assert "missing --output" in out.output
+
+
+def test_validate_accepts_a_good_config_and_rejects_a_bad_one(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("command: decode\nnum_samples: 4\n")
+    out = invoke("validate", str(good))
+    assert out.exit_code == 0, out.output
+    assert "num_samples: 4" in out.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("command: decode\nnum_smples: 4\n")
+    out = invoke("validate", str(bad))
+    assert out.exit_code == 2 and "did you mean 'num_samples'" in out.output
+    none = tmp_path / "none.yaml"
+    none.write_text("num_samples: 4\n")
+    assert "must say which command" in invoke("validate", str(none)).output
+
+
+def test_a_config_for_another_command_is_refused(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("command: prepare\n")
+    out = invoke("decode", "--config", str(cfg))
+    assert out.exit_code == 2 and "is a config for 'command: prepare'" in out.output

@@ -25,6 +25,7 @@ BUILTIN_PLUGINS = (
     "alignkit.builtins.metrics",
     "alignkit.builtins.rewards",
     "alignkit.builtins.formats",
+    "alignkit.toy.plugin",
 )
 ENTRY_POINT_GROUP = "alignkit"
 

@@ -1,0 +1,62 @@
+"""Loading policy / reference / base models and tokenizers from a folder, a Hub id or a `toy:*` name."""
+from __future__ import annotations
+
+from typing import Any
+
+from alignkit.errors import UserError
+
+
+def resolve_path(spec: str) -> str:
+    """A `toy:*` name becomes the packaged folder; anything else is passed to transformers as is."""
+    if spec.startswith("toy:"):
+        from alignkit import toy
+
+        return str(toy.resolve(spec))
+    return spec
+
+
+def pick_device(device: str = "auto") -> Any:
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: Any) -> Any:
+    """auto: bf16 on a GPU that supports it, fp32 otherwise."""
+    import torch
+
+    if dtype == "fp32":
+        return torch.float32
+    if dtype == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_tokenizer(spec: str) -> Any:
+    from transformers import AutoTokenizer
+
+    path = resolve_path(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a tokenizer from '{spec}': {str(exc).splitlines()[0]}") from exc
+    if tokenizer.pad_token_id is None:  # decoder-only models often ship none; EOS is the usual stand-in
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(spec: str, dtype: str = "auto", device: str = "auto") -> Any:
+    """A causal LM in eval mode on the chosen device and dtype."""
+    from transformers import AutoModelForCausalLM
+
+    dev = pick_device(device)
+    path = resolve_path(spec)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, dev))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a causal LM from '{spec}': {str(exc).splitlines()[0]}") from exc
+    return model.to(dev).eval()

@@ -1,0 +1,1 @@
+"""The embedded toy world (see docs/toy-world.md)."""

@@ -1,0 +1,1 @@
+"""Registers the toy world's reward source (`toy`)."""

@@ -122,6 +122,7 @@ def make_command(command: str, sections: list[Section], switches: dict[str, str]
             if kwargs.get("print_config"):
                 print(C.dump_yaml(resolved.flat), end="")
                 return
+            _announce_toy(resolved)
             run(resolved)
         except UserError as exc:
             raise _error(str(exc), exc.exit_code) from None
@@ -167,6 +168,21 @@ def resolve(command: str, sections: list[Section], switches: dict[str, str], kwa
         enabled[name] = value
         flat[name] = value
     return Resolved(command, built, enabled, flat)
+
+
+TOY_KEYS = ("model", "data", "prompts", "base_model")
+
+
+def _announce_toy(r: Resolved) -> None:
+    """One line when the embedded toy world stands in for inputs the user did not name."""
+    toy = [f"{k}={v}" for k, v in r.flat.items() if k in TOY_KEYS and isinstance(v, str) and v.startswith("toy:")]
+    if r.command.startswith("train") and not r.flat.get("online"):
+        toy = [t for t in toy if not t.startswith("prompts=")]
+    elif r.command.startswith("train"):
+        toy = [t for t in toy if not t.startswith("data=")]
+    if toy and r.command.split()[0] in ("train", "decode"):
+        print(f"using the toy world: {', '.join(toy)} (pass --model / --data / --prompts for your own)",
+              file=sys.stderr)
 
 
 def _check_meta(command: str, yaml_values: dict[str, Any], source: str) -> None:

@@ -1,1 +1,53 @@
-"""Built-in training objectives (dpo, simpo). Registered through the same hook contract as any plugin."""
+"""Built-in training objectives (dpo, simpo). Registered through the same hook contract as any plugin.
+
+The loss functions live in `alignkit.engine.losses` and are imported only when a loss is computed, so that
+`alignkit --help` never imports torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from alignkit import hookimpl
+from alignkit.config import opt
+from alignkit.registry import Objective
+
+
+@dataclass
+class DPOOptions:
+    beta: float = opt(0.1, "Strength of the pull toward the reference (higher: stay closer).")
+
+
+@dataclass
+class SimPOOptions:
+    beta: float = opt(2.0, "Scale of the length-normalised reward.")
+    gamma: float = opt(1.0, "Target reward margin between chosen and rejected (TRL's simpo_gamma).")
+
+
+def dpo(*args: Any, **kwargs: Any) -> Any:
+    from alignkit.engine.losses import dpo_loss
+
+    return dpo_loss(*args, **kwargs)
+
+
+def simpo(*args: Any, **kwargs: Any) -> Any:
+    from alignkit.engine.losses import simpo_loss
+
+    return simpo_loss(*args, **kwargs)
+
+
+# Docstrings (formula, paper, intuition) are the loss functions'; the lazy wrappers show the same text.
+dpo.__doc__ = "Sigmoid DPO −log σ(β(Δ_θ − Δ_ref)); arXiv 2305.18290v3 (see alignkit.engine.losses.dpo_loss)."
+simpo.__doc__ = ("SimPO −log σ(β/|y_w|·log π(y_w) − β/|y_l|·log π(y_l) − γ); arXiv 2405.14734v3 "
+                 "(see alignkit.engine.losses.simpo_loss).")
+
+
+@hookimpl
+def register_objectives(register):
+    register(Objective(
+        name="dpo", help="Direct Preference Optimization (sigmoid loss against a frozen reference).",
+        options=DPOOptions, pairwise_loss=dpo, needs_reference=True, paper="arXiv 2305.18290v3"))
+    register(Objective(
+        name="simpo", help="SimPO: reference-free, length-normalised reward with a target margin.",
+        options=SimPOOptions, pairwise_loss=simpo, needs_reference=False, length_normalized=True,
+        paper="arXiv 2405.14734v3"))

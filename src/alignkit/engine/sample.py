@@ -1,0 +1,211 @@
+"""One batched sampling loop with a KV cache per model; decoders shape each step's distribution.
+
+    from alignkit.engine.sample import SamplingSettings, encode_prompts, sample
+    out = sample({"policy": model}, tokenizer, encode_prompts(tokenizer, ["2+2="]), SampleDecoder(),
+                 SamplingSettings(top_p=0.9), max_new_tokens=32, seed=0)
+
+The decoder contract (what `Decoder.make(options)` returns, see alignkit.registry.Decoder):
+
+    extra_models: dict[str, str]
+        role -> model spec of every model the decoder needs besides the policy, e.g. {"base": "toy:base"}.
+        The caller loads them; all models must share the policy's tokenizer (`check_vocabularies`).
+    step(logits: dict[str, Tensor], settings: SamplingSettings) -> Tensor
+        logits: role -> (B, V) float logits of this step's next token, "policy" always present.
+        Returns (B, V) log-probs of the distribution to sample from: -inf outside the support, the rest summing
+        to one. settings carries temperature, top_k, top_p and min_p.
+
+The loop owns everything else: left-padded batches, each model's KV cache (all models advance in lockstep on the
+same tokens), drawing tokens with a seeded torch.Generator, and stopping each row on EOS, a stop string or
+max_new_tokens. A model is called as model(input_ids=, attention_mask=, position_ids=, past_key_values=,
+use_cache=) and must return an object with `.logits` (B, T, V) and `.past_key_values` (may be None: a mock that
+ignores the cache works as long as its logits do not depend on the prefix).
+
+Conventions (same as training and the toy world's exact evaluation): a plain-text prompt is tokenized with
+add_special_tokens=False and the response follows its tokens directly, ending with EOS. The returned log-prob of
+a sample sums the sampled tokens' log-probs under the sampling distribution (after truncation), EOS included.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from alignkit.errors import UserError
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """What every decoder's step sees: the distribution-shaping flags of `alignkit decode`."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+
+
+@dataclass
+class Samples:
+    """One entry per sampled sequence, in the order of the prompt ids given."""
+
+    token_ids: list[list[int]] = field(default_factory=list)  # response tokens, EOS included when sampled
+    texts: list[str] = field(default_factory=list)  # decoded response, without EOS and without the stop string
+    finish_reasons: list[str] = field(default_factory=list)  # "eos" | "stop" | "length"
+    logprobs: list[float] = field(default_factory=list)  # sum of sampled tokens' log-probs under the sampler
+
+    def extend(self, other: Samples) -> None:
+        self.token_ids += other.token_ids
+        self.texts += other.texts
+        self.finish_reasons += other.finish_reasons
+        self.logprobs += other.logprobs
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Prompts -> token ids
+
+
+def encode_prompts(tokenizer: Any, prompts: Sequence[str | list[dict]], template: str = "auto") -> list[list[int]]:
+    """Token ids of each prompt. auto: chat template for message lists, plain text for strings; chat/plain force."""
+    ids = []
+    for prompt in prompts:
+        is_messages = isinstance(prompt, list)
+        use_chat = template == "chat" or (template == "auto" and is_messages)
+        if use_chat:
+            if not getattr(tokenizer, "chat_template", None):
+                raise UserError("the tokenizer has no chat template; use --template plain with string prompts")
+            messages = prompt if is_messages else [{"role": "user", "content": prompt}]
+            text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        elif is_messages:
+            raise UserError("--template plain needs string prompts, but a prompt is a list of messages")
+        else:
+            text = prompt
+        ids.append(list(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    return ids
+
+
+def check_vocabularies(tokenizer: Any, others: dict[str, Any]) -> None:
+    """Models stepping in lockstep must share one vocabulary; name the first token that differs."""
+    mine = {i: t for t, i in tokenizer.get_vocab().items()}
+    for role, other in others.items():
+        theirs = {i: t for t, i in other.get_vocab().items()}
+        for i in range(max(len(mine), len(theirs), max(mine, default=-1) + 1, max(theirs, default=-1) + 1)):
+            if mine.get(i) != theirs.get(i):
+                raise UserError(f"the {role} model's tokenizer differs from the policy's at token id {i}: "
+                                f"{mine.get(i)!r} vs {theirs.get(i)!r}; both models must share one vocabulary")
+
+
+def eos_ids(tokenizer: Any, model: Any = None) -> set[int]:
+    """EOS ids from the tokenizer and, when it has one, the model's generation config."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids |= set(extra) if isinstance(extra, (list, tuple)) else ({extra} if extra is not None else set())
+    return ids
+
+
+def make_generator(seed: int, batch_index: int, device: Any) -> torch.Generator:
+    """A generator per batch: batch i draws the same tokens whichever batches ran before it (resume-safe)."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed * 1_000_003 + batch_index)
+    return generator
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The loop
+
+
+@torch.no_grad()
+def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Sequence[int]], decoder: Any,
+                 settings: SamplingSettings, *, max_new_tokens: int, generator: torch.Generator,
+                 stop: Sequence[str] | None = None, use_cache: bool = True) -> Samples:
+    """Sample one continuation per prompt, all rows together. use_cache=False recomputes the prefix each step."""
+    policy = models["policy"]
+    device = next(policy.parameters()).device
+    eos = eos_ids(tokenizer, policy)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos, default=0)
+    stop = [s for s in (stop or []) if s]
+
+    # Left padding puts every prompt's last token in the last column, so one step feeds one column for all rows.
+    B, T = len(prompt_ids), max(len(p) for p in prompt_ids)
+    input_ids = torch.full((B, T), pad, dtype=torch.long, device=device)  # (B, T)
+    attention_mask = torch.zeros((B, T), dtype=torch.long, device=device)  # (B, T) 1 = real token
+    for row, ids in enumerate(prompt_ids):
+        if ids:
+            input_ids[row, T - len(ids):] = torch.tensor(list(ids), dtype=torch.long)
+            attention_mask[row, T - len(ids):] = 1
+    # Positions count real tokens only, so a padded row sees the same positions as it would alone.
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
+
+    caches: dict[str, Any] = {role: None for role in models}
+    sequence, full_mask = input_ids, attention_mask  # (B, T + t) everything so far, for use_cache=False
+    step_ids, step_positions = input_ids, position_ids  # what the models see this step
+    generated = torch.zeros((B, 0), dtype=torch.long, device=device)  # (B, t)
+    logprob = torch.zeros(B, dtype=torch.float64, device=device)  # (B,) running sum of sampled tokens' log-probs
+    done = torch.zeros(B, dtype=torch.bool, device=device)  # (B,)
+    reasons = ["length"] * B
+    texts: list[str | None] = [None] * B
+    lengths = [max_new_tokens] * B
+
+    for t in range(max_new_tokens):
+        # 1. every model scores the next token from the same prefix: role -> (B, V)
+        logits = {}
+        for role, model in models.items():
+            if use_cache:
+                out = model(input_ids=step_ids, attention_mask=full_mask, position_ids=step_positions,
+                            past_key_values=caches[role], use_cache=True)
+                caches[role] = out.past_key_values
+            else:
+                out = model(input_ids=sequence, attention_mask=full_mask,
+                            position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0), use_cache=False)
+            logits[role] = out.logits[:, -1, :].float()  # (B, V)
+
+        # 2. the decoder turns them into the distribution to sample from; draw one token per row
+        logprobs = decoder.step(logits, settings)  # (B, V), -inf outside the support
+        token = torch.multinomial(logprobs.exp(), 1, generator=generator)  # (B, 1)
+        token = torch.where(done[:, None], torch.full_like(token, pad), token)  # finished rows idle on pad
+        logprob += torch.where(done, 0.0, logprobs.gather(-1, token).squeeze(-1).double())
+        generated = torch.cat([generated, token], dim=-1)  # (B, t + 1)
+
+        # 3. per-row stopping: EOS, then stop strings (checked on the decoded text so far)
+        for row in torch.nonzero(~done).flatten().tolist():
+            tok = int(token[row])
+            if tok in eos:
+                done[row], reasons[row], lengths[row] = True, "eos", t + 1
+            elif stop:
+                text = tokenizer.decode(generated[row].tolist(), skip_special_tokens=True)
+                hits = [text.find(s) for s in stop if s in text]
+                if hits:
+                    done[row], reasons[row], lengths[row] = True, "stop", t + 1
+                    texts[row] = text[:min(hits)]
+        if bool(done.all()):
+            break
+
+        # 4. the next step feeds only the new column; masks and positions grow by one
+        full_mask = torch.cat([full_mask, torch.ones_like(token)], dim=-1)  # (B, T + t + 1)
+        sequence = torch.cat([sequence, token], dim=-1)  # (B, T + t + 1)
+        step_ids, step_positions = token, step_positions[:, -1:] + 1  # (B, 1), (B, 1)
+
+    result = Samples()
+    for row in range(B):
+        ids = generated[row, :lengths[row]].tolist()
+        result.token_ids.append(ids)
+        text = texts[row]
+        if text is None:
+            text = tokenizer.decode([i for i in ids if i not in eos], skip_special_tokens=True)
+        result.texts.append(text)
+        result.finish_reasons.append(reasons[row])
+        result.logprobs.append(float(logprob[row]))
+    return result
+
+
+def sample(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Sequence[int]], decoder: Any,
+           settings: SamplingSettings, *, max_new_tokens: int, seed: int = 0, batch_size: int = 16,
+           stop: Sequence[str] | None = None, use_cache: bool = True) -> Samples:
+    """Sample one continuation per entry of prompt_ids (repeat an entry for several samples), batch by batch."""
+    device = next(models["policy"].parameters()).device
+    result = Samples()
+    for index, start in enumerate(range(0, len(prompt_ids), batch_size)):
+        result.extend(sample_batch(models, tokenizer, prompt_ids[start:start + batch_size], decoder, settings,
+                                   max_new_tokens=max_new_tokens, generator=make_generator(seed, index, device),
+                                   stop=stop, use_cache=use_cache))
+    return result

@@ -1,0 +1,86 @@
+"""Writing the evaluation report: report.json (everything), report.md (tables + plots), a terminal table."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _cell(summary: dict | None) -> str:
+    if not summary:
+        return "—"
+    return f"{summary['mean']:.4g} [{summary['ci_low']:.4g}, {summary['ci_high']:.4g}]"
+
+
+def _arrow(info: dict) -> str:
+    return "↑" if info["higher_is_better"] else "↓"
+
+
+def _rows(doc: dict) -> list[list[str]]:
+    """One row per metric: name, kind, direction, then one 'mean [CI]' cell per file."""
+    return [[name, info["kind"], _arrow(info), *(_cell(f["metrics"].get(name)) for f in doc["files"])]
+            for name, info in doc["metrics"].items()]
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    files = doc["files"]
+    lines = ["# alignkit eval report", ""]
+    s = doc["settings"]
+    lines += [f"Mean over prompts with a {int(s['ci_level'] * 100)} % bootstrap interval over prompts "
+              f"({s['bootstrap']} resamples, seed {s['seed']}). Reward: {s['reward'] or 'none'}; "
+              f"embedder: {s['embedder'] or 'none'}; pass threshold: {s['pass_threshold']}.", ""]
+    lines += ["## Inputs", "", "| file | path | lines | malformed | evaluated | prompts | samples |",
+              "|---|---|---|---|---|---|---|"]
+    for f in files:
+        c = f["counts"]
+        lines.append(f"| {f['label']} | `{f['path']}` | {c['lines']} | {c['malformed']} | {c['evaluated']} | "
+                     f"{c['prompts']} | {c['samples']} |")
+    lines += ["", "## Metrics", "", "| metric | kind | better | " + " | ".join(f["label"] for f in files) + " |",
+              "|---|---|---|" + "---|" * len(files)]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(doc)]
+    if "exact" in doc:
+        e = doc["exact"]
+        lines += ["", f"## Exact toy evaluation of `{e['model']}` (reference `{e['ref_model']}`)", "",
+                  "| expected reward | entropy | KL | outside mass |", "|---|---|---|---|",
+                  "| " + " | ".join("—" if e["mean"].get(k) is None else f"{e['mean'][k]:.4g}"
+                                   for k in ("expected_reward", "entropy", "kl", "outside_mass")) + " |"]
+    if doc.get("plots"):
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in doc["plots"]]
+    if doc["notes"]:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in doc["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(doc: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="alignkit eval: mean over prompts [95% bootstrap CI]")
+    for col in ("metric", "kind", "better", *(f["label"] for f in doc["files"])):
+        table.add_column(col)
+    for row in _rows(doc):
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    for f in doc["files"]:
+        c = f["counts"]
+        console.print(f"{f['label']}: evaluated {c['evaluated']} of {c['lines']} lines "
+                      f"({c['malformed']} malformed), {c['prompts']} prompts, {c['samples']} samples")
+    if "exact" in doc:
+        console.print("exact: " + ", ".join(f"{k}={v:.4g}" for k, v in doc["exact"]["mean"].items()
+                                            if v is not None))
+    for note in doc["notes"]:
+        console.print(f"note: {note}", markup=False)
+
+
+def write(doc: dict[str, Any], folder: Path) -> None:
+    from alignkit.eval.plots import make_plots
+
+    folder.mkdir(parents=True, exist_ok=True)
+    plots, notes = make_plots(doc, folder / "plots") if doc["files"] else ([], [])
+    doc["plots"] = plots
+    doc["notes"] += notes
+    (folder / "report.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    (folder / "report.md").write_text(markdown(doc))
+    print_table(doc)
+    print(f"wrote {folder / 'report.json'}, {folder / 'report.md'} and {len(plots)} plot(s) in {folder / 'plots'}")

@@ -1,0 +1,61 @@
+"""Loading data for train / decode: a prepared folder (checked against the model's tokenizer) or raw data
+prepared on the fly with the same code as `alignkit prepare`."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from alignkit.errors import UserError
+
+
+def tokenizer_hash(tokenizer: Any) -> str:
+    """A short hash of the tokenizer's vocabulary (added tokens included), chat template and EOS token.
+
+    Two tokenizers with the same hash turn the same text into the same ids, so a prepared data set can be reused.
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode())
+    template = getattr(tokenizer, "chat_template", None) or ""
+    h.update(b"\0" + (template if isinstance(template, str) else json.dumps(template, sort_keys=True)).encode())
+    h.update(b"\0" + str(tokenizer.eos_token).encode())
+    return h.hexdigest()[:16]
+
+
+def load_prepared(spec: str, tokenizer: Any, kind: str, max_length: int | None = None,
+                  max_prompt_length: int | None = None) -> Any:
+    """A `datasets.Dataset` of canonical rows of `kind` ('pairwise' or 'prompt') for `tokenizer`.
+
+    A folder with manifest.json is loaded as is, after checking its kind and tokenizer hash; anything else (a raw
+    file, a Hub id, toy:prefs / toy:prompts) is prepared in memory and one line says how many rows were kept.
+    """
+    folder = Path(spec)
+    if (folder / "manifest.json").is_file():
+        import datasets
+
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if manifest.get("kind") != kind:
+            raise UserError(f"{spec} holds {manifest.get('kind')} data, but {kind} data is needed here")
+        expected, actual = manifest.get("tokenizer", {}), tokenizer_hash(tokenizer)
+        if expected.get("hash") != actual:
+            name = getattr(tokenizer, "name_or_path", "") or "?"
+            raise UserError(f"{spec} was prepared with tokenizer {expected.get('name')} ({expected.get('hash')}), "
+                            f"but the model uses {name} ({actual}); run alignkit prepare again with --model "
+                            f"{name}")
+        return datasets.load_from_disk(str(folder))
+
+    from alignkit.config import PrepareConfig
+    from alignkit.data.prepare import prepare
+
+    cfg = PrepareConfig(data=spec, output="", model=getattr(tokenizer, "name_or_path", "") or "",
+                        max_length=max_length, max_prompt_length=max_prompt_length)
+    result = prepare(cfg, tokenizer=tokenizer, progress=True)
+    if result.manifest["kind"] != kind:
+        raise UserError(f"{spec} holds {result.manifest['kind']} data ({result.manifest['format']} format), "
+                        f"but {kind} data is needed here")
+    c = result.manifest["counts"]
+    reasons = ", ".join(f"{n} {r}" for r, n in c["rejected_by_reason"].items())
+    print(f"prepared {spec}: {c['kept']} of {c['read']} rows kept, {c['rejected']} rejected"
+          + (f" ({reasons})" if reasons else ""))
+    return result.dataset

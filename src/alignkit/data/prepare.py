@@ -1,0 +1,458 @@
+"""`alignkit prepare DATA --output DIR`: raw rows -> canonical rows -> template -> token ids, on disk.
+
+    alignkit prepare prefs.jsonl --model Qwen/Qwen2.5-0.5B-Instruct --output data/prefs --max-length 1024
+
+The pipeline, one chunk of rows at a time:
+  1. read raw rows (alignkit.data.sources): unreadable rows are rejects with their line number;
+  2. detect the format (or --format) and convert each row to {prompt, chosen, rejected} or {prompt};
+  3. render text: the chat template for conversational rows (--template auto), plain text for string rows;
+  4. tokenize prompt and responses apart; each response gets EOS appended;
+  5. apply --max-prompt-length / --max-length with the --truncation policy (docs/data.md).
+Every row read is either kept or rejected with a reason: read = kept + rejected, always.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alignkit.config import PrepareConfig
+from alignkit.data.load import tokenizer_hash
+from alignkit.data.sources import RawRow, open_source
+from alignkit.errors import UserError
+from alignkit.registry import Format
+
+CHUNK = 1000        # rows per progress step (and per worker task with --num-proc)
+DETECT_ROWS = 100   # rows looked at to detect the format
+PROGRESS_MIN_ROWS = 2000  # below this a run is quick and the bar is noise
+
+PAIR_COLUMNS = ("prompt", "chosen", "rejected", "prompt_input_ids", "chosen_input_ids", "rejected_input_ids",
+                "prompt_length", "chosen_length", "rejected_length", "source_index")
+PROMPT_COLUMNS = ("prompt", "prompt_input_ids", "prompt_length", "source_index")
+SCORE_COLUMNS = ("score_chosen", "score_rejected")
+
+
+@dataclass
+class PrepareResult:
+    dataset: Any             # datasets.Dataset with the canonical columns
+    manifest: dict
+    rejects: list[dict]      # {"source_index", "reason", "detail"?, "line"?} in source order
+
+
+class Rejected(Exception):
+    """A row left out: reason is the stable category (e.g. 'too long'), detail says more."""
+
+    def __init__(self, reason: str, detail: str | None = None):
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Format detection
+
+
+def choose_format(formats: list[Format], rows: list[RawRow], forced: str | None, registry: Any) -> Format:
+    """--format if given; else the format that most of the first readable rows look like (priority breaks ties)."""
+    if forced:
+        return registry.get("format", forced)
+    ordered = sorted(formats, key=lambda f: -f.priority)
+    votes: Counter[str] = Counter()
+    sample = [r.row for r in rows if r.row is not None][:DETECT_ROWS]
+    for row in sample:
+        match = next((f for f in ordered if f.detect(row)), None)
+        if match is not None:
+            votes[match.name] += 1
+    if not votes:
+        if not sample:
+            raise UserError("found no readable rows to detect the format from")
+        keys = ", ".join(sorted(sample[0])) or "none"
+        raise UserError(f"cannot detect the data format (first row has keys: {keys}); expected one of "
+                        f"{', '.join(f.name for f in ordered)} — see docs/data.md, or force one with --format")
+    best = max(votes.values())
+    return next(f for f in ordered if votes[f.name] == best)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rendering: canonical row -> text
+
+
+def _is_messages(value: Any) -> bool:
+    return isinstance(value, list)
+
+
+def _content(value: Any) -> str:
+    return value if isinstance(value, str) else "".join(m["content"] for m in value)
+
+
+def _as_messages(value: Any, role: str) -> list[dict]:
+    return value if _is_messages(value) else [{"role": role, "content": value}]
+
+
+def _plain_prompt(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return "".join(f"{m['role']}: {m['content']}\n" for m in value) + "assistant: "
+
+
+@dataclass
+class Settings:
+    """Everything a worker needs to turn canonical rows into token ids."""
+
+    tokenizer: Any
+    fmt: Format
+    template: str              # auto | chat | plain
+    max_length: int | None
+    max_prompt_length: int | None
+    truncation: str            # truncate | reject
+
+
+def _uses_chat(row: dict, s: Settings) -> bool:
+    if s.template == "plain":
+        return False
+    return s.template == "chat" or _is_messages(row["prompt"])
+
+
+def render(row: dict, s: Settings) -> tuple[str, list[str], bool]:
+    """(prompt text, response texts, chat template used) for one canonical row."""
+    responses = [row[k] for k in ("chosen", "rejected") if k in row]
+    if not _uses_chat(row, s):
+        return _plain_prompt(row["prompt"]), [_content(r) for r in responses], False
+    tok = s.tokenizer
+    prompt = _as_messages(row["prompt"], "user")
+    prompt_text = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    texts = []
+    for response in responses:
+        # As TRL does: render prompt + response and keep what follows the rendered prompt, so the response
+        # carries the template's end-of-turn markup; fall back to the bare content if the template disagrees.
+        full = tok.apply_chat_template(prompt + _as_messages(response, "assistant"), tokenize=False)
+        texts.append(full[len(prompt_text):] if full.startswith(prompt_text) else _content(response))
+    return prompt_text, texts, True
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checks and truncation
+
+
+def check_canonical(row: dict, kind: str) -> None:
+    if not _content(row["prompt"]).strip():
+        raise Rejected("empty prompt")
+    if kind == "pairwise":
+        if row["chosen"] == row["rejected"]:
+            raise Rejected("chosen identical to rejected")
+        for key in ("chosen", "rejected"):
+            if not _content(row[key]).strip():
+                raise Rejected("empty response", f"'{key}' is empty")
+
+
+def fit(prompt: list[int], responses: list[list[int]], s: Settings) -> tuple[list[int], list[list[int]], bool]:
+    """Apply the length limits: (prompt ids, response ids, whether anything was cut) or raise Rejected.
+
+    The prompt keeps its END (the question sits there); each response keeps its START so that
+    prompt + response <= max_length (its EOS is lost when cut). Under --truncation reject, any cut is a reject.
+    """
+    cut = False
+    limit = s.max_prompt_length
+    if not responses and s.max_length is not None:  # prompt-only: the prompt alone must fit max_length
+        limit = s.max_length if limit is None else min(limit, s.max_length)
+    if limit is not None and len(prompt) > limit:
+        if s.truncation == "reject":
+            raise Rejected("too long", f"prompt has {len(prompt)} tokens, over the limit of {limit}")
+        prompt, cut = prompt[len(prompt) - limit:], True
+    if s.max_length is None or not responses:
+        return prompt, responses, cut
+    room = s.max_length - len(prompt)
+    if room <= 0:
+        raise Rejected("too long", f"prompt has {len(prompt)} tokens, leaving no room for a response under "
+                                   f"--max-length {s.max_length}")
+    out = []
+    for ids in responses:
+        if len(ids) > room:
+            if s.truncation == "reject":
+                raise Rejected("too long", f"prompt + response is {len(prompt) + len(ids)} tokens, over "
+                                           f"--max-length {s.max_length}")
+            ids, cut = ids[:room], True
+        out.append(ids)
+    return prompt, out, cut
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One chunk: raw rows -> columns + rejects (runs in a worker process with --num-proc)
+
+
+def _reject(raw: RawRow, reason: str, detail: str | None) -> dict:
+    record: dict[str, Any] = {"source_index": raw.index, "reason": reason}
+    if detail:
+        record["detail"] = detail
+    if raw.line is not None:
+        record["line"] = raw.line
+    return record
+
+
+def process_chunk(chunk: list[RawRow], s: Settings) -> tuple[list[dict], list[dict], Counter]:
+    """(kept rows, rejects, counts of template used / rows truncated) for one chunk, in source order."""
+    kind = s.fmt.kind
+    tok = s.tokenizer
+    eos = tok.eos_token_id
+    stats: Counter[str] = Counter()
+    staged: list[tuple[RawRow, dict, str, list[str], bool]] = []
+    rejects: dict[int, dict] = {}
+    for raw in chunk:
+        if raw.row is None:
+            rejects[raw.index] = _reject(raw, raw.error or "unreadable", raw.detail)
+            continue
+        try:
+            row = s.fmt.convert(raw.row)
+            check_canonical(row, kind)
+            prompt_text, response_texts, chat = render(row, s)
+        except Rejected as exc:
+            rejects[raw.index] = _reject(raw, exc.reason, exc.detail)
+            continue
+        except ValueError as exc:  # the format's "<reason>: <detail>" for a bad row
+            reason, _, detail = str(exc).partition(": ")
+            rejects[raw.index] = _reject(raw, reason, detail or None)
+            continue
+        except KeyError as exc:  # a format that indexed a field the row lacks
+            rejects[raw.index] = _reject(raw, "missing field", str(exc))
+            continue
+        staged.append((raw, row, prompt_text, response_texts, chat))
+    # Tokenize the chunk in batches (the fast tokenizer's batch call is much quicker than one row at a time).
+    # Plain prompts get the tokenizer's own special tokens (e.g. BOS); chat-rendered text already has them.
+    chat_prompts = [i for i, st in enumerate(staged) if st[4]]
+    prompt_ids: list[list[int]] = [[] for _ in staged]
+    for indices, special in ((chat_prompts, False), ([i for i in range(len(staged)) if not staged[i][4]], True)):
+        if indices:
+            ids = tok([staged[i][2] for i in indices], add_special_tokens=special)["input_ids"]
+            for i, row_ids in zip(indices, ids):
+                prompt_ids[i] = list(row_ids)
+    flat = [text for st in staged for text in st[3]]
+    flat_ids = tok(flat, add_special_tokens=False)["input_ids"] if flat else []
+    kept: list[dict] = []
+    pos = 0
+    for i, (raw, row, prompt_text, response_texts, chat) in enumerate(staged):
+        responses = [list(ids) + [eos] for ids in flat_ids[pos:pos + len(response_texts)]]
+        pos += len(response_texts)
+        try:
+            p_ids, r_ids, cut = fit(prompt_ids[i], responses, s)
+        except Rejected as exc:
+            rejects[raw.index] = _reject(raw, exc.reason, exc.detail)
+            continue
+        stats["chat" if chat else "plain"] += 1
+        stats["truncated"] += cut
+        out: dict[str, Any] = {"prompt": prompt_text, "prompt_input_ids": p_ids, "prompt_length": len(p_ids),
+                               "source_index": raw.index}
+        if kind == "pairwise":
+            for key, text, ids in zip(("chosen", "rejected"), response_texts, r_ids):
+                out[key], out[f"{key}_input_ids"], out[f"{key}_length"] = text, ids, len(ids)
+            for key in SCORE_COLUMNS:
+                if key in row:
+                    out[key] = row[key]
+        elif _is_messages(row["prompt"]):
+            out["messages"] = json.dumps(row["prompt"], ensure_ascii=False)
+        kept.append(out)
+    return kept, [rejects[k] for k in sorted(rejects)], stats
+
+
+_WORKER: Settings | None = None
+
+
+def _init_worker(s: Settings) -> None:
+    global _WORKER
+    _WORKER = s
+
+
+def _worker_chunk(chunk: list[RawRow]) -> tuple[list[dict], list[dict], Counter]:
+    assert _WORKER is not None
+    return process_chunk(chunk, _WORKER)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The whole data set
+
+
+def _features(kind: str, columns: Iterable[str]) -> Any:
+    import datasets
+
+    ids = datasets.Sequence(datasets.Value("int32"))
+    types = {"prompt": datasets.Value("string"), "chosen": datasets.Value("string"),
+             "rejected": datasets.Value("string"), "messages": datasets.Value("string"),
+             "source_index": datasets.Value("int64"),
+             "score_chosen": datasets.Value("float64"), "score_rejected": datasets.Value("float64")}
+    return datasets.Features({c: ids if c.endswith("_input_ids") else types.get(c, datasets.Value("int32"))
+                              for c in columns})
+
+
+def _length_stats(values: list[int]) -> dict:
+    if not values:
+        return {"min": 0, "mean": 0.0, "max": 0}
+    return {"min": min(values), "mean": round(sum(values) / len(values), 2), "max": max(values)}
+
+
+def _chunks(rows: list[RawRow]) -> list[list[RawRow]]:
+    return [rows[i:i + CHUNK] for i in range(0, len(rows), CHUNK)]
+
+
+def prepare(cfg: PrepareConfig, tokenizer: Any = None, progress: bool = True) -> PrepareResult:
+    """Prepare `cfg.data` in memory: the canonical data set, its manifest and the rejects. Writes nothing."""
+    import datasets
+
+    from alignkit import __version__, plugins
+
+    if tokenizer is None:
+        from alignkit.engine.models import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.model)
+    if tokenizer.eos_token_id is None:
+        raise UserError(f"the tokenizer of '{cfg.model}' has no EOS token; responses must end with one")
+    for name in ("max_length", "max_prompt_length"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+    source = open_source(cfg.data, cfg.split, cfg.limit)
+    rows = list(source.rows)
+    registry = plugins.registry()
+    fmt = choose_format(registry.all("format"), rows, cfg.format, registry)
+    s = Settings(tokenizer, fmt, cfg.template, cfg.max_length, cfg.max_prompt_length, cfg.truncation)
+    if cfg.template != "plain" and not getattr(tokenizer, "chat_template", None):
+        needs_chat = cfg.template == "chat" or any(
+            r.row is not None and isinstance(r.row.get("prompt", r.row.get("chosen")), list) for r in rows[:100])
+        if needs_chat:
+            raise UserError(f"the tokenizer of '{cfg.model}' has no chat template, which conversational rows "
+                            "need; use a chat model's tokenizer or --template plain")
+
+    kept: list[dict] = []
+    rejects: list[dict] = []
+    stats: Counter[str] = Counter()
+    chunks = _chunks(rows)
+    show = progress and len(rows) >= PROGRESS_MIN_ROWS
+    with _progress(show, len(rows)) as advance:
+        if cfg.num_proc > 1 and len(chunks) > 1:
+            import multiprocessing
+
+            with multiprocessing.get_context("fork").Pool(cfg.num_proc, _init_worker, (s,)) as pool:
+                results = pool.imap(_worker_chunk, chunks)
+                for chunk, (k, r, st) in zip(chunks, results):
+                    kept += k
+                    rejects += r
+                    stats += st
+                    advance(len(chunk))
+        else:
+            for chunk in chunks:
+                k, r, st = process_chunk(chunk, s)
+                kept += k
+                rejects += r
+                stats += st
+                advance(len(chunk))
+
+    columns = list(PAIR_COLUMNS if fmt.kind == "pairwise" else PROMPT_COLUMNS)
+    columns += [c for c in (*SCORE_COLUMNS, "messages") if any(c in row for row in kept)]
+    data = {c: [row.get(c) for row in kept] for c in columns}
+    dataset = datasets.Dataset.from_dict(data, features=_features(fmt.kind, columns))
+
+    if len(kept) + len(rejects) != len(rows):  # a bug, never a user error: every row is counted once
+        raise RuntimeError(f"counts do not add up: {len(rows)} read, {len(kept)} kept, {len(rejects)} rejected")
+    used = [t for t in ("chat", "plain") if stats[t]]
+    manifest = {
+        "alignkit_version": __version__,
+        "source": cfg.data,
+        "split": cfg.split,
+        "limit": cfg.limit,
+        "format": fmt.name,
+        "kind": fmt.kind,
+        "tokenizer": {"name": getattr(tokenizer, "name_or_path", "") or cfg.model,
+                      "hash": tokenizer_hash(tokenizer),
+                      "eos_token": tokenizer.eos_token, "eos_token_id": tokenizer.eos_token_id},
+        "template": "+".join(used) if used else ("plain" if cfg.template == "plain" else "none"),
+        "max_length": cfg.max_length,
+        "max_prompt_length": cfg.max_prompt_length,
+        "truncation": cfg.truncation,
+        "counts": {"read": len(rows), "kept": len(kept), "rejected": len(rejects),
+                   "truncated": stats["truncated"],
+                   "rejected_by_reason": dict(Counter(r["reason"] for r in rejects))},
+        "lengths": {c: _length_stats(data[c]) for c in columns if c.endswith("_length")},
+        "columns": columns,
+    }
+    return PrepareResult(dataset, manifest, rejects)
+
+
+class _progress:
+    """A rich progress bar over rows, or nothing for short runs: `with _progress(show, total) as advance`."""
+
+    def __init__(self, show: bool, total: int):
+        self.bar = None
+        if show:
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+            self.task = self.bar.add_task("preparing rows", total=total)
+
+    def __enter__(self):
+        if self.bar is None:
+            return lambda n: None
+        self.bar.__enter__()
+        return lambda n: self.bar.advance(self.task, n)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The command
+
+
+def write(result: PrepareResult, output: str | Path) -> Path:
+    out = Path(output)
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise UserError(f"--output '{out}' exists and is not a prepared data set; choose an empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    result.dataset.save_to_disk(str(out))  # the folder itself loads with datasets.load_from_disk
+    (out / "manifest.json").write_text(json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n")
+    with (out / "rejects.jsonl").open("w", encoding="utf-8") as f:
+        for record in result.rejects:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return out
+
+
+def malformed_lines(rejects: list[dict]) -> list[int]:
+    return [r["line"] for r in rejects if r["reason"] == "malformed JSON" and "line" in r]
+
+
+def summary_table(result: PrepareResult, output: str | None = None) -> Any:
+    from rich.table import Table
+
+    m = result.manifest
+    counts = m["counts"]
+    title = f"{m['source']} -> {output}" if output else m["source"]
+    table = Table(title=f"alignkit prepare: {title}", title_justify="left")
+    table.add_column("rows")
+    table.add_column("count", justify="right")
+    table.add_row("read", str(counts["read"]))
+    table.add_row("kept", str(counts["kept"]))
+    table.add_row("rejected", str(counts["rejected"]))
+    for reason, n in sorted(counts["rejected_by_reason"].items(), key=lambda kv: -kv[1]):
+        label = f"  {reason}"
+        if reason == "malformed JSON":
+            lines = malformed_lines(result.rejects)
+            label += f" (lines {', '.join(map(str, lines[:20]))}{', ...' if len(lines) > 20 else ''})"
+        table.add_row(label, str(n))
+    if counts["truncated"]:
+        table.add_row("truncated (kept)", str(counts["truncated"]))
+    table.caption = (f"format {m['format']} ({m['kind']}), template {m['template']}, "
+                     f"tokenizer {m['tokenizer']['name']}")
+    return table
+
+
+def run(cfg: PrepareConfig) -> None:
+    from rich.console import Console
+
+    result = prepare(cfg)
+    out = write(result, cfg.output)
+    console = Console(width=max(100, Console().width))
+    console.print(summary_table(result, str(out)))
+    c = result.manifest["counts"]
+    console.print(f"{c['read']} rows read = {c['kept']} kept + {c['rejected']} rejected "
+                  f"(reasons in {out / 'rejects.jsonl'})", highlight=False)

@@ -34,9 +34,11 @@ class ConformativeDecoder:
         """(B, V) log-probs of both models -> (B, V) log-weights of the mixture (normalised for prob only)."""
         w = self.options.weight
         if self.options.mix == "prob":
-            # log((1-w) p_inst + w p_base); at w = 0 this is inst itself: log1p(-0) = 0 and log(0) = -inf.
+            # log((1-w) p_inst + w p_base); at w = 0 this is inst itself, bit for bit: log1p(-0) = 0 and
+            # logaddexp(x, -inf) = x. At w = 1 it is base itself.
             log_w = math.log(w) if w > 0 else float("-inf")
-            return torch.logaddexp(math.log1p(-w) + inst, log_w + base)
+            log_1mw = math.log1p(-w) if w < 1 else float("-inf")
+            return torch.logaddexp(log_1mw + inst, log_w + base)
         # geometric, unnormalised: (1-w) log p_inst + w log p_base. Clamping -inf keeps 0 * -inf from making NaN;
         # a token impossible under a model with non-zero weight stays impossible.
         floor = torch.finfo(inst.dtype).min

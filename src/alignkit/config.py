@@ -139,6 +139,8 @@ class EvalConfig:
     model: str | None = opt(None, "Model to decode first when no generations are given (or for --exact).")
     ref_model: str | None = opt(None, "Reference model for the exact KL (default: toy:base).")
     exact: bool = opt(False, "Exact toy-world evaluation of --model by enumerating every response.")
+    pass_threshold: float = opt(1.0, "A reward at or above this counts as correct for pass@k.")
+    num_samples: int = opt(8, "Samples per prompt when --model is decoded first.")
     bootstrap: int = opt(1000, "Bootstrap resamples for confidence intervals.")
     seed: int = opt(0, "Random seed.")
 

@@ -35,7 +35,7 @@ def select_metrics(cfg: EvalConfig) -> tuple[list[Metric], dict[str, str]]:
                 raise UserError(f"metric '{m.name}' needs {' and '.join(missing)}")
         return chosen, {}
     chosen, skipped = [], {}
-    for m in registry.all("metric"):
+    for m in sorted(registry.all("metric"), key=lambda m: (m.kind != "quality", m.name)):  # quality rows first
         missing = [NEED_FLAGS.get(n, n) for n in m.needs if not given.get(n, False)]
         if missing:
             skipped[m.name] = f"needs {' and '.join(missing)}"

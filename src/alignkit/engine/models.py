@@ -60,3 +60,26 @@ def load_model(spec: str, dtype: str = "auto", device: str = "auto") -> Any:
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load a causal LM from '{spec}': {str(exc).splitlines()[0]}") from exc
     return model.to(dev).eval()
+
+
+def add_lora(model: Any, rank: int, alpha: float, dropout: float, target_modules: str) -> Any:
+    """Wrap a causal LM with a fresh LoRA adapter; with the adapter disabled it is exactly the starting model."""
+    from peft import LoraConfig, get_peft_model
+
+    targets: Any = "all-linear" if target_modules == "all-linear" else \
+        [m.strip() for m in target_modules.split(",") if m.strip()]
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
+                        task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(model, config)
+    except ValueError as exc:
+        raise UserError(f"cannot add LoRA to this model: {str(exc).splitlines()[0]} "
+                        "(set --lora-target-modules to names of its linear layers)") from exc
+
+
+def freeze(model: Any) -> Any:
+    """A reference model: eval mode, no gradients."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

@@ -409,7 +409,15 @@ def write(result: PrepareResult, output: str | Path) -> Path:
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise UserError(f"--output '{out}' exists and is not a prepared data set; choose an empty folder")
     out.mkdir(parents=True, exist_ok=True)
-    result.dataset.save_to_disk(str(out))  # the folder itself loads with datasets.load_from_disk
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    quiet = are_progress_bars_disabled()
+    disable_progress_bars()  # a save bar for a few MB is noise next to the summary
+    try:
+        result.dataset.save_to_disk(str(out))  # the folder itself loads with datasets.load_from_disk
+    finally:
+        if not quiet:
+            enable_progress_bars()
     (out / "manifest.json").write_text(json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n")
     with (out / "rejects.jsonl").open("w", encoding="utf-8") as f:
         for record in result.rejects:
@@ -421,13 +429,12 @@ def malformed_lines(rejects: list[dict]) -> list[int]:
     return [r["line"] for r in rejects if r["reason"] == "malformed JSON" and "line" in r]
 
 
-def summary_table(result: PrepareResult, output: str | None = None) -> Any:
+def summary_table(result: PrepareResult) -> Any:
+    """Rows read, kept and rejected (one line per reason; malformed JSON with its line numbers)."""
     from rich.table import Table
 
-    m = result.manifest
-    counts = m["counts"]
-    title = f"{m['source']} -> {output}" if output else m["source"]
-    table = Table(title=f"alignkit prepare: {title}", title_justify="left")
+    counts = result.manifest["counts"]
+    table = Table()
     table.add_column("rows")
     table.add_column("count", justify="right")
     table.add_row("read", str(counts["read"]))
@@ -441,8 +448,6 @@ def summary_table(result: PrepareResult, output: str | None = None) -> Any:
         table.add_row(label, str(n))
     if counts["truncated"]:
         table.add_row("truncated (kept)", str(counts["truncated"]))
-    table.caption = (f"format {m['format']} ({m['kind']}), template {m['template']}, "
-                     f"tokenizer {m['tokenizer']['name']}")
     return table
 
 
@@ -451,8 +456,11 @@ def run(cfg: PrepareConfig) -> None:
 
     result = prepare(cfg)
     out = write(result, cfg.output)
-    console = Console(width=max(100, Console().width))
-    console.print(summary_table(result, str(out)))
-    c = result.manifest["counts"]
+    m, c = result.manifest, result.manifest["counts"]
+    console = Console(highlight=False)
+    console.print(f"alignkit prepare: {m['source']} -> {out}")
+    console.print(f"format {m['format']} ({m['kind']}), template {m['template']}, "
+                  f"tokenizer {m['tokenizer']['name']}")
+    console.print(summary_table(result))
     console.print(f"{c['read']} rows read = {c['kept']} kept + {c['rejected']} rejected "
-                  f"(reasons in {out / 'rejects.jsonl'})", highlight=False)
+                  f"(reasons in {out / 'rejects.jsonl'})")

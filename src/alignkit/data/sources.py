@@ -61,7 +61,7 @@ def open_source(spec: str, split: str = "train", limit: int | None = None) -> So
         else:
             raise UserError(f"cannot read '{spec}': expected a {', '.join(FILE_SUFFIXES)} file, a save_to_disk "
                             "folder, a Hub id or toy:prefs / toy:prompts")
-    elif path.suffix.lower() in FILE_SUFFIXES or os.sep in spec and not _looks_like_hub_id(spec):
+    elif path.suffix.lower() in FILE_SUFFIXES or (os.sep in spec and not _looks_like_hub_id(spec)):
         raise UserError(f"'{spec}' does not exist")
     else:
         rows = _read_hub(spec, split)

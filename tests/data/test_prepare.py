@@ -173,3 +173,9 @@ def test_manifest_records_tokenizer_hash_and_length_statistics(tokenizer, fixtur
 def test_missing_file_is_a_user_error(tokenizer, tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         run(tokenizer, tmp_path / "nope.jsonl")
+
+
+def test_unreachable_hub_id_is_one_user_error(tokenizer):
+    # Tests run with HF_HUB_OFFLINE=1 (tests/conftest.py): the Hub path must fail in one readable line.
+    with pytest.raises(UserError, match="cannot load 'nobody/nothing-here' from the Hugging Face Hub"):
+        run(tokenizer, "nobody/nothing-here")

@@ -123,6 +123,7 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
     device = next(policy.parameters()).device
     eos = eos_ids(tokenizer, policy)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos, default=0)
+    eos_tensor = torch.tensor(sorted(eos), dtype=torch.long, device=device)  # (E,) may be empty
     stop = [s for s in (stop or []) if s]
 
     # Left padding puts every prompt's last token in the last column, so one step feeds one column for all rows.
@@ -166,17 +167,17 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
         logprob += torch.where(done, 0.0, logprobs.gather(-1, token).squeeze(-1).double())
         generated = torch.cat([generated, token], dim=-1)  # (B, t + 1)
 
-        # 3. per-row stopping: EOS, then stop strings (checked on the decoded text so far)
-        for row in torch.nonzero(~done).flatten().tolist():
-            tok = int(token[row])
-            if tok in eos:
-                done[row], reasons[row], lengths[row] = True, "eos", t + 1
-            elif stop:
-                text = tokenizer.decode(generated[row].tolist(), skip_special_tokens=True)
-                hits = [text.find(s) for s in stop if s in text]
-                if hits:
-                    done[row], reasons[row], lengths[row] = True, "stop", t + 1
-                    texts[row] = text[:min(hits)]
+        # 3. per-row stopping: EOS (one vectorised check), then stop strings (on the decoded text so far)
+        hit_eos = ~done & torch.isin(token.squeeze(-1), eos_tensor)  # (B,)
+        for row in torch.nonzero(hit_eos).flatten().tolist():
+            reasons[row], lengths[row] = "eos", t + 1
+        done |= hit_eos
+        for row in (torch.nonzero(~done).flatten().tolist() if stop else []):
+            text = tokenizer.decode(generated[row].tolist(), skip_special_tokens=True)
+            hits = [text.find(s) for s in stop if s in text]
+            if hits:
+                done[row], reasons[row], lengths[row] = True, "stop", t + 1
+                texts[row] = text[:min(hits)]
         if bool(done.all()):
             break
 

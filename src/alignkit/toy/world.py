@@ -6,7 +6,7 @@ A prompt asks to describe a thing: `describe the apple :`. A response is one phr
                                            tail:   "" | "indeed" | "indeed you know" | "indeed you know for sure"
 
 (the two adjectives may repeat, which the reward halves). That is 10 + 10·10 = 110 adjective phrases × 2 openers
-× 4 tails = 880 responses per prompt, 1 to 10 words (2 to 11 tokens with EOS). Every response of every prompt is in
+× 4 tails = 880 responses per prompt, of 1 to 10 words (2 to 11 tokens with EOS). Every response of every prompt is in
 `responses(prompt)`; the reward in `alignkit.toy.reward` grades them.
 """
 from __future__ import annotations

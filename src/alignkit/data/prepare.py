@@ -300,10 +300,11 @@ def prepare(cfg: PrepareConfig, tokenizer: Any = None, progress: bool = True) ->
 
     from alignkit import __version__, plugins
 
+    tokenizer_name = getattr(tokenizer, "name_or_path", "") or cfg.model
     if tokenizer is None:
         from alignkit.engine.models import load_tokenizer
 
-        tokenizer = load_tokenizer(cfg.model)
+        tokenizer, tokenizer_name = load_tokenizer(cfg.model), cfg.model
     if tokenizer.eos_token_id is None:
         raise UserError(f"the tokenizer of '{cfg.model}' has no EOS token; responses must end with one")
     for name in ("max_length", "max_prompt_length"):
@@ -362,7 +363,7 @@ def prepare(cfg: PrepareConfig, tokenizer: Any = None, progress: bool = True) ->
         "limit": cfg.limit,
         "format": fmt.name,
         "kind": fmt.kind,
-        "tokenizer": {"name": getattr(tokenizer, "name_or_path", "") or cfg.model,
+        "tokenizer": {"name": tokenizer_name,
                       "hash": tokenizer_hash(tokenizer),
                       "eos_token": tokenizer.eos_token, "eos_token_id": tokenizer.eos_token_id},
         "template": "+".join(used) if used else ("plain" if cfg.template == "plain" else "none"),

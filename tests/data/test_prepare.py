@@ -84,11 +84,12 @@ def test_template_chat_wraps_string_rows_and_plain_flattens_messages(tokenizer, 
     assert plain.dataset[0]["chosen"] == "4" and plain.manifest["template"] == "plain"
 
 
-def test_conversational_rows_need_a_chat_template(fixtures):
+@pytest.mark.parametrize("name", ["conversational.jsonl", "ultrafeedback.json"])
+def test_conversational_rows_need_a_chat_template(fixtures, name):
     from conftest import build_tokenizer
 
     with pytest.raises(UserError, match="no chat template.*--template plain"):
-        run(build_tokenizer(chat_template=None), fixtures / "conversational.jsonl")
+        run(build_tokenizer(chat_template=None), fixtures / name)
 
 
 def long_row(tmp_path):

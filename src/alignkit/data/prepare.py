@@ -121,6 +121,9 @@ def render(row: dict, s: Settings) -> tuple[str, list[str], bool]:
     if not _uses_chat(row, s):
         return _plain_prompt(row["prompt"]), [_content(r) for r in responses], False
     tok = s.tokenizer
+    if not getattr(tok, "chat_template", None):
+        raise UserError(f"the tokenizer {getattr(tok, 'name_or_path', '')} has no chat template, which "
+                        "conversational rows need; use a chat model's tokenizer or --template plain")
     prompt = _as_messages(row["prompt"], "user")
     prompt_text = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
     texts = []
@@ -317,13 +320,6 @@ def prepare(cfg: PrepareConfig, tokenizer: Any = None, progress: bool = True) ->
     registry = plugins.registry()
     fmt = choose_format(registry.all("format"), rows, cfg.format, registry)
     s = Settings(tokenizer, fmt, cfg.template, cfg.max_length, cfg.max_prompt_length, cfg.truncation)
-    if cfg.template != "plain" and not getattr(tokenizer, "chat_template", None):
-        needs_chat = cfg.template == "chat" or any(
-            r.row is not None and isinstance(r.row.get("prompt", r.row.get("chosen")), list) for r in rows[:100])
-        if needs_chat:
-            raise UserError(f"the tokenizer of '{cfg.model}' has no chat template, which conversational rows "
-                            "need; use a chat model's tokenizer or --template plain")
-
     kept: list[dict] = []
     rejects: list[dict] = []
     stats: Counter[str] = Counter()

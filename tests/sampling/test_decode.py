@@ -115,3 +115,23 @@ def test_prompt_files_in_other_formats(tmp_path):
     assert read_prompts(str(tmp_path / "p.parquet")) == ([(0, "u"), (1, "v")], [])
     with pytest.raises(UserError, match="appears twice"):
         read_prompts(write_prompts(tmp_path / "d.jsonl", [{"id": 1, "prompt": "a"}, {"id": "1", "prompt": "b"}]))
+
+
+def test_decode_help_lists_the_conformative_switch_and_its_options():
+    result = CliRunner().invoke(build_app(), ["decode", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for flag in ("--conformative", "--base-model", "--weight", "--mix", "--truncate-on", "--top-p", "--min-p"):
+        assert flag in result.output
+
+
+def test_base_model_with_another_vocabulary_is_refused(saved_models, prompts_file, tmp_path):
+    from transformers import AutoTokenizer
+
+    other = AutoTokenizer.from_pretrained(saved_models["base"])
+    other.add_tokens(["<extra>"])
+    other.save_pretrained(saved_models["base"])
+    result = decode("--model", saved_models["instruct"], "--prompts", prompts_file, "--output",
+                    str(tmp_path / "o.jsonl"), "--conformative", "--base-model", saved_models["base"])
+    assert result.exit_code == 2
+    assert "the base model's tokenizer differs from the policy's at token id 44: None vs '<extra>'" in result.output
+    assert not (tmp_path / "o.jsonl").exists()

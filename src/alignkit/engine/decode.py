@@ -128,7 +128,6 @@ def finished_samples(output: Path) -> set[tuple[str, int]]:
 
 
 def run(cfg: Any, decoder: Any, options: Any) -> None:
-    import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from alignkit.engine.models import load_model, load_tokenizer
@@ -156,7 +155,6 @@ def run(cfg: Any, decoder: Any, options: Any) -> None:
         print(f"nothing to do: {output} already holds all {len(jobs)} samples", file=sys.stderr)
         return
 
-    torch.set_grad_enabled(False)
     tokenizer = load_tokenizer(cfg.model)
     made = decoder.make(options)
     extra = dict(getattr(made, "extra_models", {}) or {})

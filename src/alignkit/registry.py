@@ -180,7 +180,7 @@ class Registry:
         kind = getattr(record, "kind_name", None)
         if kind not in self._tables:
             raise TypeError(f"plugin '{plugin}' registered {record!r}, which is not an alignkit.registry record")
-        if not dataclasses.is_dataclass(record.options):
+        if not dataclasses.is_dataclass(getattr(record, "options", NoOptions)):
             raise TypeError(f"{kind} '{record.name}' from plugin '{plugin}': options must be a dataclass")
         table = self._tables[kind]
         if record.name in table:

@@ -1,0 +1,160 @@
+"""Exact evaluation on the packaged toy models, checked against Monte-Carlo sampling; builder determinism."""
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+
+from alignkit import toy  # noqa: E402
+from alignkit.toy import build, reward, world  # noqa: E402
+from alignkit.toy.exact import exact_evaluate, sequence_distribution  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return AutoTokenizer.from_pretrained(toy.resolve("toy:base"))
+
+
+@pytest.fixture(scope="module")
+def base():
+    return AutoModelForCausalLM.from_pretrained(toy.resolve("toy:base")).eval()
+
+
+@pytest.fixture(scope="module")
+def instruct():
+    return AutoModelForCausalLM.from_pretrained(toy.resolve("toy:instruct")).eval()
+
+
+@pytest.fixture(scope="module")
+def evaluations(base, instruct, tok):
+    return {"base": exact_evaluate(base, tok), "instruct": exact_evaluate(instruct, tok, ref_model=base)}
+
+
+def test_models_are_small_llamas_with_pad_and_eos(base, instruct, tok):
+    for model in (base, instruct):
+        assert model.config.model_type == "llama"
+        assert model.config.vocab_size == len(tok) == len(world.vocabulary())
+        assert (model.config.eos_token_id, model.config.pad_token_id) == (tok.eos_token_id, tok.pad_token_id)
+        assert sum(p.numel() for p in model.parameters()) < 200_000
+
+
+def test_enumerated_mass_plus_outside_mass_is_one(base, instruct, tok):
+    for model in (base, instruct):
+        for prompt in world.PROMPTS[:3]:
+            dist = sequence_distribution(model, tok, prompt)
+            total = float(dist["logprobs"].exp().sum()) + dist["outside_mass"]
+            assert total == pytest.approx(1.0, abs=1e-4)
+            assert 0.0 <= dist["outside_mass"] < 0.05
+
+
+def test_result_shape_and_kl(evaluations, base, tok):
+    result = evaluations["base"]
+    assert [row["prompt"] for row in result["per_prompt"]] == list(world.PROMPTS)
+    assert set(result["mean"]) == {"expected_reward", "entropy", "kl", "outside_mass"}
+    assert result["mean"]["kl"] is None and all(row["kl"] is None for row in result["per_prompt"])
+    assert result["mean"]["entropy"] == pytest.approx(
+        sum(row["entropy"] for row in result["per_prompt"]) / len(world.PROMPTS))
+    self_kl = exact_evaluate(base, tok, ref_model=base, prompts=world.PROMPTS[:1])["mean"]["kl"]
+    assert self_kl == pytest.approx(0.0, abs=1e-9)
+    assert evaluations["instruct"]["mean"]["kl"] > 0.5
+
+
+def test_base_is_more_diverse_and_worse_than_instruct(evaluations):
+    """The figures in docs/toy-world.md (and artifacts/report.json): base E[r] 0.339, H 5.64 nats; instruct
+    E[r] 0.802, H 4.12 nats, KL(instruct ‖ base) 2.27."""
+    b, i = evaluations["base"]["mean"], evaluations["instruct"]["mean"]
+    assert b["entropy"] == pytest.approx(5.64, abs=0.01) and i["entropy"] == pytest.approx(4.12, abs=0.01)
+    assert b["expected_reward"] == pytest.approx(0.339, abs=0.001)
+    assert i["expected_reward"] == pytest.approx(0.802, abs=0.001)
+    assert i["kl"] == pytest.approx(2.27, abs=0.01)
+    assert b["entropy"] > i["entropy"] + 1.0 and b["expected_reward"] < i["expected_reward"] - 0.3
+    # per prompt too, not only on average
+    for rb, ri in zip(evaluations["base"]["per_prompt"], evaluations["instruct"]["per_prompt"]):
+        assert rb["entropy"] > ri["entropy"] and rb["expected_reward"] < ri["expected_reward"]
+    shipped = json.loads((toy.ARTIFACTS / "report.json").read_text())["exact"]
+    assert shipped["base"]["entropy"] == pytest.approx(b["entropy"], abs=1e-6)
+    assert shipped["instruct"]["expected_reward"] == pytest.approx(i["expected_reward"], abs=1e-6)
+
+
+def ancestral_samples(model, tok, prompt, n, seed, max_new_tokens=11):
+    """Plain token-by-token sampling (no cache): response token ids (EOS included if reached) and their log-prob."""
+    gen = torch.Generator().manual_seed(seed)
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids] * n)  # (n, P)
+    done = torch.zeros(n, dtype=torch.bool)
+    logp = torch.zeros(n, dtype=torch.float64)
+    steps = []
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            probs = torch.softmax(model(input_ids=ids).logits[:, -1].double(), -1)  # (n, V)
+            nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)  # (n,)
+            logp += torch.where(done, 0.0, probs.gather(1, nxt[:, None]).squeeze(1).log())
+            nxt = torch.where(done, tok.pad_token_id, nxt)
+            steps.append(nxt)
+            done |= nxt == tok.eos_token_id
+            ids = torch.cat([ids, nxt[:, None]], 1)
+    rows = torch.stack(steps, 1).tolist()
+    out = []
+    for row, lp in zip(rows, logp.tolist()):
+        seq = row[:row.index(tok.eos_token_id) + 1] if tok.eos_token_id in row else row
+        out.append((tuple(seq), lp))
+    return out
+
+
+@pytest.mark.parametrize("which", ["base", "instruct"])
+def test_exact_values_agree_with_monte_carlo(which, base, instruct, tok, evaluations):
+    model = {"base": base, "instruct": instruct}[which]
+    prompt = world.PROMPTS[1]
+    exact = evaluations[which]["per_prompt"][1]
+    assert exact["prompt"] == prompt
+    dist = sequence_distribution(model, tok, prompt)
+    table = {tuple(s): (float(lp), reward.score(prompt, y))
+             for s, lp, y in zip(world.token_ids(tok, dist["responses"]), dist["logprobs"], dist["responses"])}
+
+    n = 2000
+    samples = ancestral_samples(model, tok, prompt, n, seed=7)
+    r, h, out = [], [], []
+    for seq, lp in samples:
+        if seq in table:
+            assert lp == pytest.approx(table[seq][0], abs=1e-4)  # sampler and teacher forcing agree per sequence
+            r.append(table[seq][1])
+            h.append(-table[seq][0])
+            out.append(0.0)
+        else:  # outside the enumerated set: reward 0, no share of the enumerated entropy
+            r.append(0.0)
+            h.append(0.0)
+            out.append(1.0)
+
+    def check(values, target):
+        mean = sum(values) / n
+        se = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+        assert abs(mean - target) < 4 * se + 1e-3, (mean, target, se)
+
+    check(r, exact["expected_reward"])
+    check(h, exact["entropy"])
+    check(out, exact["outside_mass"])
+
+
+def test_pair_builder_is_deterministic_and_reproduces_the_shipped_pairs(base, instruct, tok):
+    first = build.make_pairs(base, instruct, tok, seed=0, n=300)
+    assert first == build.make_pairs(base, instruct, tok, seed=0, n=300)
+    assert first != build.make_pairs(base, instruct, tok, seed=1, n=300)
+    shipped = [json.loads(line) for line in toy.resolve("toy:prefs").read_text().splitlines()]
+    assert first == shipped[:300]
+    assert all(row["chosen"] != row["rejected"] for row in shipped)
+    # Bradley-Terry at scale 10 on the true reward: the better response is chosen in most pairs
+    agree = sum(reward.score(r["prompt"], r["chosen"]) >= reward.score(r["prompt"], r["rejected"]) for r in shipped)
+    assert 0.85 < agree / len(shipped) < 0.97
+
+
+def test_training_targets_are_distributions_with_the_intended_support():
+    for prompt in world.PROMPTS:
+        b, s = build.base_distribution(prompt), build.sft_distribution(prompt)
+        assert sum(b) == pytest.approx(1.0) and sum(s) == pytest.approx(1.0)
+        assert min(b) > 0  # broad: every response, poor ones included
+        ys = world.responses(prompt)
+        assert all((w > 0) == (reward.score(prompt, y) >= 0.7) for w, y in zip(s, ys))

@@ -106,6 +106,8 @@ def test_rows_without_prompt_are_reported_and_skipped(saved_models, tmp_path):
 def test_prompt_files_in_other_formats(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps([{"prompt": "x", "id": "a"}, {"prompt": "y"}]))
     (tmp_path / "p.csv").write_text("id,prompt\nq,hello\nr,\n")
+    (tmp_path / "n.csv").write_text("prompt\nhello\nthere\n")
+    assert read_prompts(str(tmp_path / "n.csv")) == ([(0, "hello"), (1, "there")], [])
     assert read_prompts(str(tmp_path / "p.json")) == ([("a", "x"), (1, "y")], [])
     assert read_prompts(str(tmp_path / "p.csv")) == ([("q", "hello")], [3])
     import pyarrow as pa

@@ -72,13 +72,13 @@ def read_prompts(spec: str) -> tuple[list[tuple[Any, Any]], list[int]]:
     if not path.exists():
         raise UserError(f"prompts file '{spec}' does not exist")
     prompts, skipped, seen = [], [], set()
-    for number, row in _rows(path):
+    for index, (number, row) in enumerate(_rows(path)):
         prompt = row.get("prompt") if isinstance(row, dict) else None
         if not (isinstance(prompt, str) and prompt) and not (isinstance(prompt, list) and prompt):
             skipped.append(number)
             continue
         prompt_id = row.get("id")
-        prompt_id = number - 1 if prompt_id is None else prompt_id
+        prompt_id = index if prompt_id is None else prompt_id  # default: the row's 0-based index in the file
         if _key(prompt_id) in seen:
             raise UserError(f"{spec}: prompt id {prompt_id!r} (row {number}) appears twice; ids must be unique")
         seen.add(_key(prompt_id))

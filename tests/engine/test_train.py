@@ -159,6 +159,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(model_dir, tmp_path):
     crashed = run(str(tmp_path / "crash"), "5")  # killed after step 5; the newest checkpoint is step 4
     assert crashed.returncode == -signal.SIGKILL
     assert sorted(p.name for p in (tmp_path / "crash" / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
+    # Without its cache the reference must be recomputed from the starting weights, not the checkpoint's.
+    (tmp_path / "crash" / "ref_logps.pt").unlink()
     resumed = run(str(tmp_path / "crash"), "0", "resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stdout

@@ -63,6 +63,17 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.lr_schedule, cfg.warmup_steps, total_steps)
 
+    pad_id = tokenizer.pad_token_id
+    if reference.model is not None and cfg.ref_mode == "precompute":
+        # One pass over the data set before training (and before a resumed checkpoint replaces the starting
+        # weights, which may be the reference): the reference never changes, so compute it once.
+        key = fingerprint(cfg.ref_model or cfg.model, str(next(policy.parameters()).dtype), pairs, transforms)
+        with progress_bar() as bar:
+            task = bar.add_task("reference log-probs", total=len(pairs))
+            reference.precompute(pairs, cfg.batch_size, pad_id, device, output / "ref_logps.pt", key,
+                                 progress=lambda n: bar.advance(task, n))
+        reference.model = None  # the cache answers from now on; a separate reference copy can be freed
+
     # ---- resume: weights, optimizer, scheduler, RNG; the data position follows from the step number
     step = 0
     last_checkpoint = checkpoint.newest(output) if cfg.resume else None
@@ -78,16 +89,8 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
 
     options = dataclasses.asdict(objective_options)
     loss_fn = objective.pairwise_loss
-    pad_id = tokenizer.pad_token_id
 
     with progress_bar() as bar:
-        if reference.model is not None and cfg.ref_mode == "precompute":
-            # One pass over the data set before training: the reference never changes, so compute it once.
-            task = bar.add_task("reference log-probs", total=len(pairs))
-            key = fingerprint(cfg.ref_model or cfg.model, str(next(policy.parameters()).dtype), pairs, transforms)
-            reference.precompute(pairs, cfg.batch_size, pad_id, device, output / "ref_logps.pt", key,
-                                 progress=lambda n: bar.advance(task, n))
-            reference.model = None  # the cache answers from now on; a separate reference copy can be freed
         task = bar.add_task(f"train {objective.name}", total=total_steps, completed=step)
         try:
             while step < total_steps:
@@ -128,7 +131,7 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
                     with metrics_file.open("a") as f:
                         f.write(json.dumps(record) + "\n")
                     bar.update(task, description=f"train {objective.name} loss {record['loss']:.4f}")
-                if cfg.save_steps and step % cfg.save_steps == 0 and step < total_steps:
+                if cfg.save_steps and (step % cfg.save_steps == 0 or step == total_steps):
                     last_checkpoint = checkpoint.save(output, step, policy, optimizer, scheduler,
                                                       {"micro_step": step * cfg.grad_accum})
                 bar.update(task, completed=step)

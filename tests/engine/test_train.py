@@ -172,3 +172,18 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(model_dir, tmp_path):
     for a, b in zip(ma, mb):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
         assert a["learning_rate"] == pytest.approx(b["learning_rate"], rel=1e-9)
+
+
+def test_eval_split_holds_out_pairs_and_logs_eval_metrics(model_dir, tmp_path, monkeypatch):
+    """Learning rate 0: the policy stays the reference, so the held-out DPO loss is −log σ(0) = 0.693147."""
+    from alignkit.engine.train import split_for_eval
+
+    rows = [{**r, "index": i} for i, r in enumerate(pair_rows(8, seed=5))]
+    assert split_for_eval(rows, 0.25, seed=0) == 6
+    assert [r["index"] for r in rows] == list(range(8))
+    assert sorted(r["chosen_input_ids"] for r in rows) == sorted(r["chosen_input_ids"] for r in pair_rows(8, seed=5))
+    out = train(model_dir, tmp_path / "e", monkeypatch, batch_size=3, max_steps=2, eval_split=0.25, eval_steps=1,
+                learning_rate=0.0)
+    rows = metrics(out)
+    assert [r["eval/loss"] for r in rows] == pytest.approx([0.693147, 0.693147], abs=1e-5)
+    assert rows[0]["epoch"] == pytest.approx(0.5)  # 6 training pairs in batches of 3: 2 micro-batches per epoch

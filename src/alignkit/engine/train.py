@@ -49,7 +49,8 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     # ---- data: canonical tokenized pairs, each remembering its row number (the reference cache's key)
     tokenizer = load_tokenizer(cfg.model)
     pairs = load_pairs(cfg, tokenizer)
-    micro_per_epoch = math.ceil(len(pairs) / cfg.batch_size)
+    n_train = split_for_eval(pairs, cfg.eval_split, cfg.seed)  # pairs[:n_train] train, the rest is held out
+    micro_per_epoch = math.ceil(n_train / cfg.batch_size)
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * micro_per_epoch / cfg.grad_accum))
 
     # ---- models: the policy trains; the reference is the adapter-off policy, a precomputed cache, or a copy
@@ -96,7 +97,7 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
             while step < total_steps:
                 # ---- one optimizer step: grad_accum micro-batches, losses weighted by pairs so that
                 # 8 × 1 and 2 × 4 give the same update
-                micro = [micro_batch_rows(cfg.seed, len(pairs), cfg.batch_size, step * cfg.grad_accum + i)
+                micro = [micro_batch_rows(cfg.seed, n_train, cfg.batch_size, step * cfg.grad_accum + i)
                          for i in range(cfg.grad_accum)]
                 n_pairs = sum(len(m) for m in micro)
                 sums: dict[str, float] = {}
@@ -123,11 +124,16 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
                 step += 1
 
                 # ---- log, checkpoint
-                if step % max(cfg.logging_steps, 1) == 0 or step == total_steps:
+                evaluating = n_train < len(pairs) and (
+                    step == total_steps or (cfg.eval_steps and step % cfg.eval_steps == 0))
+                if step % max(cfg.logging_steps, 1) == 0 or step == total_steps or evaluating:
                     record = {"step": step, "epoch": round(step * cfg.grad_accum / micro_per_epoch, 4),
                               **{k: v / n_pairs for k, v in sums.items()},
                               "grad_norm": grad_norm.item(), "learning_rate": learning_rate}
                     record["loss"] = sums["loss"]  # already the step's mean loss
+                    if evaluating:
+                        record.update(evaluate(policy, pairs[n_train:], reference, loss_fn, options, transforms,
+                                               cfg.batch_size, pad_id, device))
                     with metrics_file.open("a") as f:
                         f.write(json.dumps(record) + "\n")
                     bar.update(task, description=f"train {objective.name} loss {record['loss']:.4f}")
@@ -167,6 +173,36 @@ def load_pairs(cfg: C.TrainConfig, tokenizer: Any) -> list[dict[str, Any]]:
         raise UserError(f"no preference pairs in '{cfg.data}'")
     columns = {c: data[c] for c in PAIR_COLUMNS}
     return [{**{c: columns[c][i] for c in PAIR_COLUMNS}, "index": i} for i in range(len(data))]
+
+
+def split_for_eval(pairs: list[dict[str, Any]], fraction: float, seed: int) -> int:
+    """Move a seeded random `fraction` of the pairs to the end (held out) and renumber `index`; returns how many
+    pairs remain for training. The reference cache covers both parts, keyed by the new index."""
+    if fraction <= 0:
+        return len(pairs)
+    if not fraction < 1:
+        raise UserError(f"--eval-split must be below 1, got {fraction}")
+    n_eval = max(1, round(len(pairs) * fraction))
+    if n_eval >= len(pairs):
+        raise UserError(f"--eval-split {fraction} leaves no training pairs out of {len(pairs)}")
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed)).tolist()
+    pairs[:] = [{**pairs[i], "index": new} for new, i in enumerate(order)]
+    return len(pairs) - n_eval
+
+
+def evaluate(policy: Any, pairs: list[dict], reference: Reference, loss_fn: Any, options: dict, transforms: list,
+             batch_size: int, pad_id: int, device: Any) -> dict[str, float]:
+    """Mean loss and metrics over the held-out pairs, logged as eval/<name>."""
+    sums: dict[str, float] = {}
+    with frozen_pass(policy):
+        for start in range(0, len(pairs), batch_size):
+            batch = {k: v.to(device) for k, v in collate_pairs(pairs[start:start + batch_size], pad_id).items()}
+            out = pair_logprobs(policy, batch, transforms)
+            ref_chosen, ref_rejected = reference(batch)
+            result = loss_fn(out["chosen"], out["rejected"], ref_chosen, ref_rejected,
+                             chosen_tokens=out["chosen_tokens"], rejected_tokens=out["rejected_tokens"], **options)
+            add_metrics(sums, result.losses.sum().item(), result, out)
+    return {f"eval/{k}": v / len(pairs) for k, v in sums.items()}
 
 
 def micro_batch_rows(seed: int, n: int, batch_size: int, micro_step: int) -> list[int]:

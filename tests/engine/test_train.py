@@ -187,3 +187,13 @@ def test_eval_split_holds_out_pairs_and_logs_eval_metrics(model_dir, tmp_path, m
     rows = metrics(out)
     assert [r["eval/loss"] for r in rows] == pytest.approx([0.693147, 0.693147], abs=1e-5)
     assert rows[0]["epoch"] == pytest.approx(0.5)  # 6 training pairs in batches of 3: 2 micro-batches per epoch
+
+
+def test_bf16_compute_keeps_fp32_master_weights(model_dir, tmp_path, monkeypatch):
+    """An Adam step of 1e-5 on weights of size ~0.02 is below bf16's resolution (2^-8 relative): with bf16
+    weights almost nothing would change. fp32 master weights under bf16 autocast move nearly every entry."""
+    out = train(model_dir, tmp_path / "b", monkeypatch, batch_size=8, max_steps=1, dtype="bf16", learning_rate=1e-5,
+                lr_schedule="constant")
+    after, before = weights(out)["lm_head.weight"], weights(model_dir)["lm_head.weight"]
+    assert after.dtype == torch.float32
+    assert (after != before).float().mean() > 0.9

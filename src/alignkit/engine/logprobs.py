@@ -23,7 +23,8 @@ def gather_logprobs(logits: torch.Tensor, labels: torch.Tensor, chunk: int = CHU
     return torch.cat(out) if out else logits.new_zeros(0, dtype=torch.float32)
 
 
-def response_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+def response_logprobs(model: Any, batch: dict[str, torch.Tensor],
+                      chunk: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log-probs of each row's response tokens, aligned at the response start.
 
     Returns (logps (R, T) fp32, mask (R, T) bool) with R = rows (2B), T = the longest response; logps is 0

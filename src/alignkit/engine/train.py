@@ -15,7 +15,7 @@ import json
 import math
 import random
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +25,7 @@ from alignkit import config as C
 from alignkit.data.collate import collate_pairs
 from alignkit.engine import checkpoint
 from alignkit.engine.logprobs import pair_logprobs
-from alignkit.engine.models import add_lora, freeze, load_model, load_tokenizer, pick_device
+from alignkit.engine.models import add_lora, freeze, load_model, load_tokenizer, pick_device, pick_dtype
 from alignkit.engine.reference import Reference, adapter_off, fingerprint
 from alignkit.errors import UserError
 
@@ -54,7 +54,11 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * micro_per_epoch / cfg.grad_accum))
 
     # ---- models: the policy trains; the reference is the adapter-off policy, a precomputed cache, or a copy
-    policy = load_model(cfg.model, cfg.dtype, cfg.device)
+    # bf16 compute keeps fp32 master weights for full fine-tuning (an AdamW step of lr 5e-6 is below bf16's
+    # resolution); LoRA keeps a bf16 base, and PEFT keeps the adapter in fp32.
+    bf16 = pick_dtype(cfg.dtype, device) == torch.bfloat16
+    policy = load_model(cfg.model, "bf16" if bf16 and cfg.lora else "fp32", cfg.device)
+    compute = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
     if cfg.lora:
         policy = add_lora(policy, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     policy.train()
@@ -68,8 +72,8 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     if reference.model is not None and cfg.ref_mode == "precompute":
         # One pass over the data set before training (and before a resumed checkpoint replaces the starting
         # weights, which may be the reference): the reference never changes, so compute it once.
-        key = fingerprint(cfg.ref_model or cfg.model, str(next(policy.parameters()).dtype), pairs, transforms)
-        with progress_bar() as bar:
+        key = fingerprint(cfg.ref_model or cfg.model, "bf16" if bf16 else "fp32", pairs, transforms)
+        with progress_bar() as bar, compute():
             task = bar.add_task("reference log-probs", total=len(pairs))
             reference.precompute(pairs, cfg.batch_size, pad_id, device, output / "ref_logps.pt", key,
                                  progress=lambda n: bar.advance(task, n))
@@ -103,11 +107,12 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
                 sums: dict[str, float] = {}
                 for rows in micro:
                     batch = {k: v.to(device) for k, v in collate_pairs([pairs[i] for i in rows], pad_id).items()}
-                    policy_out = pair_logprobs(policy, batch, transforms)  # (B,) sums and token counts
-                    ref_chosen, ref_rejected = reference(batch)
-                    result = loss_fn(policy_out["chosen"], policy_out["rejected"], ref_chosen, ref_rejected,
-                                     chosen_tokens=policy_out["chosen_tokens"],
-                                     rejected_tokens=policy_out["rejected_tokens"], **options)
+                    with compute():
+                        policy_out = pair_logprobs(policy, batch, transforms)  # (B,) sums and token counts
+                        ref_chosen, ref_rejected = reference(batch)
+                        result = loss_fn(policy_out["chosen"], policy_out["rejected"], ref_chosen, ref_rejected,
+                                         chosen_tokens=policy_out["chosen_tokens"],
+                                         rejected_tokens=policy_out["rejected_tokens"], **options)
                     loss = result.losses.sum() / n_pairs
                     if not torch.isfinite(loss):
                         raise diverged(step + 1, loss.item(), last_checkpoint, cfg.learning_rate)
@@ -132,8 +137,10 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
                               "grad_norm": grad_norm.item(), "learning_rate": learning_rate}
                     record["loss"] = sums["loss"]  # already the step's mean loss
                     if evaluating:
-                        record.update(evaluate(policy, pairs[n_train:], reference, loss_fn, options, transforms,
-                                               cfg.batch_size, pad_id, device))
+                        with compute():
+                            held_out = evaluate(policy, pairs[n_train:], reference, loss_fn, options, transforms,
+                                                cfg.batch_size, pad_id, device)
+                        record.update(held_out)
                     with metrics_file.open("a") as f:
                         f.write(json.dumps(record) + "\n")
                     bar.update(task, description=f"train {objective.name} loss {record['loss']:.4f}")

@@ -73,10 +73,11 @@ class TrainConfig:
     data: str = opt("toy:prefs", "Preference data: a prepared folder, a raw file, a Hub id or toy:prefs.")
     output: str = opt("runs/alignkit", "Output folder (model, tokenizer, alignkit.yaml, metrics.jsonl).")
     max_steps: int | None = opt(None, "Optimizer steps to run (overrides --epochs).")
-    epochs: float = opt(1.0, "Passes over the training data.")
+    epochs: float = opt(3.0, "Passes over the training data.")
     batch_size: int = opt(8, "Pairs (or prompts, online) per micro-batch.")
     grad_accum: int = opt(1, "Micro-batches accumulated per optimizer step.")
-    learning_rate: float = opt(5e-6, "Peak learning rate for AdamW.")
+    learning_rate: float = opt(3e-4, "Peak learning rate for AdamW (the default suits the toy world; "
+                               "full fine-tuning of a real model wants ~5e-7 to 5e-6).")
     lr_schedule: str = opt("linear", "Learning-rate schedule after warm-up.",
                            choices=("constant", "linear", "cosine"))
     warmup_steps: int = opt(0, "Linear warm-up steps.")
@@ -120,7 +121,8 @@ class DecodeConfig:
     top_p: float = opt(1.0, "Nucleus: keep the smallest set with this much probability (1: off).")
     min_p: float = opt(0.0, "Keep tokens with at least min_p times the top probability (0: off).")
     stop: list[str] | None = opt(None, "Stop string (repeatable).")
-    template: str = opt("auto", "auto: the tokenizer's chat template if it has one; chat / plain force one.",
+    template: str = opt("auto", "auto: chat template for message-list prompts, plain text for strings; "
+                        "chat / plain force one.",
                         choices=("auto", "chat", "plain"))
     batch_size: int = opt(16, "Sequences sampled together.")
     seed: int = opt(0, "Random seed (same seed, same outputs on CPU).")

@@ -86,7 +86,7 @@ def test_template_chat_wraps_string_rows_and_plain_flattens_messages(tokenizer, 
 
 @pytest.mark.parametrize("name", ["conversational.jsonl", "ultrafeedback.json"])
 def test_conversational_rows_need_a_chat_template(fixtures, name):
-    from conftest import build_tokenizer
+    from data_helpers import build_tokenizer
 
     with pytest.raises(UserError, match="no chat template.*--template plain"):
         run(build_tokenizer(chat_template=None), fixtures / name)

@@ -54,7 +54,7 @@ def test_num_proc_gives_the_same_rows_as_one_process(tokenizer, tmp_path, monkey
 
 
 def test_load_prepared_checks_kind_and_tokenizer(tokenizer, tokenizer_dir, fixtures, tmp_path):
-    from conftest import build_tokenizer
+    from data_helpers import build_tokenizer
 
     from alignkit.data.load import load_prepared, tokenizer_hash
 

@@ -1,7 +1,7 @@
 """Conformative decoding: w = 0 is plain sampling token for token; w = 1 on the mixed set is the base model;
 0 < w < 1 matches the analytic mixture renormalised on the truncated set; mismatched vocabularies are refused."""
 import pytest
-from conftest import FixedModel, tiny_tokenizer
+from sampling_helpers import FixedModel, tiny_tokenizer
 from test_truncation import P, assert_matches, draw, normalised
 
 from alignkit.builtins.decoders import SampleDecoder

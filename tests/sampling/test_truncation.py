@@ -6,7 +6,7 @@ chi-square 0.999 quantile for its degrees of freedom (hardcoded: scipy is not a 
 """
 import pytest
 import torch
-from conftest import FakeTokenizer, FixedModel
+from sampling_helpers import FakeTokenizer, FixedModel
 
 from alignkit.builtins.decoders import SampleDecoder, min_p_filter, top_k_filter, top_p_filter
 from alignkit.engine.sample import SamplingSettings, make_generator, sample_batch

@@ -54,7 +54,7 @@ def test_enumerated_mass_plus_outside_mass_is_one(base, instruct, tok):
 def test_result_shape_and_kl(evaluations, base, tok):
     result = evaluations["base"]
     assert [row["prompt"] for row in result["per_prompt"]] == list(world.PROMPTS)
-    assert set(result["mean"]) == {"expected_reward", "entropy", "kl", "outside_mass"}
+    assert set(result["mean"]) == {"expected_reward", "entropy", "kl", "expected_length", "outside_mass"}
     assert result["mean"]["kl"] is None and all(row["kl"] is None for row in result["per_prompt"])
     assert result["mean"]["entropy"] == pytest.approx(
         sum(row["entropy"] for row in result["per_prompt"]) / len(world.PROMPTS))
@@ -65,12 +65,13 @@ def test_result_shape_and_kl(evaluations, base, tok):
 
 def test_base_is_more_diverse_and_worse_than_instruct(evaluations):
     """The figures in docs/toy-world.md (and artifacts/report.json): base E[r] 0.339, H 5.64 nats; instruct
-    E[r] 0.802, H 4.12 nats, KL(instruct ‖ base) 2.27."""
+    E[r] 0.802, H 4.12 nats, KL(instruct ‖ base) 2.27; expected length 4.71 and 4.20 words."""
     b, i = evaluations["base"]["mean"], evaluations["instruct"]["mean"]
     assert b["entropy"] == pytest.approx(5.64, abs=0.01) and i["entropy"] == pytest.approx(4.12, abs=0.01)
     assert b["expected_reward"] == pytest.approx(0.339, abs=0.001)
     assert i["expected_reward"] == pytest.approx(0.802, abs=0.001)
     assert i["kl"] == pytest.approx(2.27, abs=0.01)
+    assert b["expected_length"] == pytest.approx(4.71, abs=0.01) and i["expected_length"] == pytest.approx(4.20, abs=0.01)
     assert b["entropy"] > i["entropy"] + 1.0 and b["expected_reward"] < i["expected_reward"] - 0.3
     # per prompt too, not only on average
     for rb, ri in zip(evaluations["base"]["per_prompt"], evaluations["instruct"]["per_prompt"]):
@@ -117,17 +118,19 @@ def test_exact_values_agree_with_monte_carlo(which, base, instruct, tok, evaluat
 
     n = 2000
     samples = ancestral_samples(model, tok, prompt, n, seed=7)
-    r, h, out = [], [], []
+    r, h, out, words = [], [], [], []
     for seq, lp in samples:
         if seq in table:
             assert lp == pytest.approx(table[seq][0], abs=1e-4)  # sampler and teacher forcing agree per sequence
             r.append(table[seq][1])
             h.append(-table[seq][0])
             out.append(0.0)
-        else:  # outside the enumerated set: reward 0, no share of the enumerated entropy
+            words.append(len(seq) - 1)  # one token per word, EOS last
+        else:  # outside the enumerated set: reward 0, no share of the enumerated entropy (nor of the length)
             r.append(0.0)
             h.append(0.0)
             out.append(1.0)
+            words.append(0.0)
 
     def check(values, target):
         mean = sum(values) / n
@@ -137,6 +140,7 @@ def test_exact_values_agree_with_monte_carlo(which, base, instruct, tok, evaluat
     check(r, exact["expected_reward"])
     check(h, exact["entropy"])
     check(out, exact["outside_mass"])
+    check(words, exact["expected_length"])
 
 
 def test_pair_builder_is_deterministic_and_reproduces_the_shipped_pairs(base, instruct, tok):

@@ -11,6 +11,7 @@ For each prompt the enumerated set Y(x) (880 responses, `alignkit.toy.world`) ge
     expected_reward = Σ_{y∈Y} π(y|x) r(x, y)               (text outside Y has reward 0, so this is E_π[r])
     entropy         = −Σ_{y∈Y} π(y|x) log π(y|x)           (nats; the entropy of π restricted to Y, unnormalised)
     kl              = Σ_{y∈Y} π(y|x) (log π(y|x) − log π_ref(y|x))          (None without a reference model)
+    expected_length = Σ_{y∈Y} π(y|x) |y|                   (response words = tokens without EOS; the length trap)
     outside_mass    = 1 − π(Y|x), computed on its own by walking the prefix tree of Y: the sum over every prefix
                       of π(prefix) · p(tokens that leave Y | prefix)
 
@@ -97,8 +98,8 @@ def exact_evaluate(model: Any, tokenizer: Any, ref_model: Any = None, batch_size
                    prompts: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
     """Expected reward, entropy, KL to `ref_model` and outside mass, per toy prompt and averaged over prompts.
 
-    Returns {"per_prompt": [{"prompt", "expected_reward", "entropy", "kl", "outside_mass"}, ...],
-    "mean": {"expected_reward", "entropy", "kl", "outside_mass"}}; kl is None when ref_model is None.
+    Returns {"per_prompt": [{"prompt", "expected_reward", "entropy", "kl", "expected_length", "outside_mass"},
+    ...], "mean": {the same keys but prompt}}; kl is None when ref_model is None.
     The reference must share the tokenizer. See the module docstring for the definitions.
     """
     import torch
@@ -114,13 +115,15 @@ def exact_evaluate(model: Any, tokenizer: Any, ref_model: Any = None, batch_size
         if ref_model is not None:
             ref_logp = sequence_distribution(ref_model, tokenizer, prompt, batch_size)["logprobs"]
             kl = float((p * (logp - ref_logp)).sum())
+        words = torch.tensor([len(text.split()) for text in dist["responses"]], dtype=torch.float64)  # (N,)
         rows.append({
             "prompt": prompt,
             "expected_reward": float((p * r).sum()),
             "entropy": float(-(p * logp).sum()),
             "kl": kl,
+            "expected_length": float((p * words).sum()),
             "outside_mass": dist["outside_mass"],
         })
-    keys = ("expected_reward", "entropy", "kl", "outside_mass")
+    keys = ("expected_reward", "entropy", "kl", "expected_length", "outside_mass")
     mean = {k: (None if rows[0][k] is None else sum(row[k] for row in rows) / len(rows)) for k in keys}
     return {"per_prompt": rows, "mean": mean}

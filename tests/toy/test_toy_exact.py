@@ -1,4 +1,5 @@
-"""Exact evaluation on the packaged toy models, checked against Monte-Carlo sampling; builder determinism."""
+"""Exact evaluation on the packaged toy models (of a model, and of a decoder), checked against Monte-Carlo
+sampling; builder determinism."""
 import json
 import math
 
@@ -10,8 +11,14 @@ torch.set_num_threads(1)
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from alignkit import toy  # noqa: E402
+from alignkit.builtins.decoders import SampleDecoder  # noqa: E402
+from alignkit.engine.sample import SamplingSettings, make_generator, sample_batch  # noqa: E402
+from alignkit.errors import UserError  # noqa: E402
 from alignkit.toy import build, reward, world  # noqa: E402
-from alignkit.toy.exact import exact_evaluate, sequence_distribution  # noqa: E402
+from alignkit.toy.exact import (decoder_distribution, exact_evaluate, exact_evaluate_decoder,  # noqa: E402
+                                sequence_distribution)
+from alignkit_conformative import ConformativeOptions  # noqa: E402
+from alignkit_conformative.decoder import ConformativeDecoder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -132,15 +139,117 @@ def test_exact_values_agree_with_monte_carlo(which, base, instruct, tok, evaluat
             out.append(1.0)
             words.append(0.0)
 
-    def check(values, target):
-        mean = sum(values) / n
-        se = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
-        assert abs(mean - target) < 4 * se + 1e-3, (mean, target, se)
+    check_mean(r, exact["expected_reward"])
+    check_mean(h, exact["entropy"])
+    check_mean(out, exact["outside_mass"])
+    check_mean(words, exact["expected_length"])
 
-    check(r, exact["expected_reward"])
-    check(h, exact["entropy"])
-    check(out, exact["outside_mass"])
-    check(words, exact["expected_length"])
+
+def check_mean(values, target):
+    """The Monte-Carlo mean of `values` is within 4 standard errors (+ 1e-3) of the exact `target`."""
+    n = len(values)
+    mean = sum(values) / n
+    se = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+    assert abs(mean - target) < 4 * se + 1e-3, (mean, target, se)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Exact evaluation of a decoder: the distribution the sampler draws from, not the model's
+
+
+def conformative(weight, mix="prob", truncate_on="instruct"):
+    return ConformativeDecoder(ConformativeOptions(weight=weight, mix=mix, truncate_on=truncate_on))
+
+
+def test_sample_decoder_at_temperature_one_is_the_model_distribution(base, instruct, tok):
+    """The fast path (all N·T teacher-forced steps through decoder.step at once) against the plain reference,
+    sequence_distribution of the model: measured max |Δ log p| 8e-7 (the decoder's own log_softmax of the raw
+    logits, then a renormalisation)."""
+    for prompt in world.PROMPTS[:2]:
+        q = decoder_distribution(SampleDecoder(), {"policy": instruct}, tok, prompt)
+        p = sequence_distribution(instruct, tok, prompt)
+        assert q["responses"] == p["responses"]
+        assert torch.allclose(q["logprobs"], p["logprobs"], rtol=0, atol=1e-5)
+        assert q["outside_mass"] == pytest.approx(p["outside_mass"], abs=1e-6)
+    figures = exact_evaluate_decoder(SampleDecoder(), {"policy": instruct}, tok, ref_model=base,
+                                     prompts=world.PROMPTS[:2])
+    reference = exact_evaluate(instruct, tok, ref_model=base, prompts=world.PROMPTS[:2])
+    for got, want in zip(figures["per_prompt"], reference["per_prompt"]):
+        assert got["prompt"] == want["prompt"]
+        for key in ("expected_reward", "entropy", "kl", "expected_length", "outside_mass"):
+            assert got[key] == pytest.approx(want[key], abs=1e-5), key
+
+
+def test_truncation_zeroes_responses_and_mass_still_sums_to_one(instruct, tok):
+    """Instruct at top-p 0.9 on `describe the apple :`: the nucleus cuts every wrong adjective, so most
+    responses get q = 0 (log q = -inf; measured 802 of 880) and nothing leaves Y; the figures stay finite:
+    measured E[r] 0.856, H 4.23 nats against the untruncated model's 0.814 and 4.48."""
+    prompt = world.PROMPTS[0]
+    q = decoder_distribution(SampleDecoder(), {"policy": instruct}, tok, prompt, SamplingSettings(top_p=0.9))
+    logq = q["logprobs"]
+    assert 790 <= int((logq == float("-inf")).sum()) <= 815 and not logq.isnan().any()
+    assert q["outside_mass"] == pytest.approx(0.0, abs=1e-9)
+    assert float(logq.exp().sum()) + q["outside_mass"] == pytest.approx(1.0, abs=1e-5)
+    row = exact_evaluate_decoder(SampleDecoder(), {"policy": instruct}, tok, SamplingSettings(top_p=0.9),
+                                 prompts=[prompt])["per_prompt"][0]
+    # truncation narrows and sharpens: lower entropy, higher reward than the model itself
+    assert row["entropy"] == pytest.approx(4.23, abs=0.01)
+    assert row["expected_reward"] == pytest.approx(0.856, abs=0.002)
+
+
+@pytest.mark.parametrize("settings", [SamplingSettings(top_p=0.9), SamplingSettings(temperature=0.8, top_k=5)])
+@pytest.mark.parametrize("mix,truncate_on", [("prob", "instruct"), ("prob", "mixed"), ("logprob", "mixed")])
+def test_conformative_at_weight_zero_is_plain_sampling_exactly(base, instruct, tok, settings, mix, truncate_on):
+    """w = 0 reduces to the sample decoder bit for bit (tests/sampling/test_conformative.py), so the exact
+    distributions are equal, not just close, whatever the truncation."""
+    prompt = world.PROMPTS[2]
+    plain = decoder_distribution(SampleDecoder(), {"policy": instruct}, tok, prompt, settings)
+    mixed = decoder_distribution(conformative(0.0, mix, truncate_on), {"policy": instruct, "base": base}, tok,
+                                 prompt, settings)
+    assert torch.equal(mixed["logprobs"], plain["logprobs"])
+    assert mixed["outside_mass"] == plain["outside_mass"]
+
+
+def test_decoder_evaluation_needs_every_model_the_decoder_names(instruct, tok):
+    with pytest.raises(UserError, match="role.*base"):
+        decoder_distribution(conformative(0.5), {"policy": instruct}, tok, world.PROMPTS[0])
+
+
+@pytest.mark.parametrize("top_p", [0.9, 1.0])
+def test_exact_decoder_figures_agree_with_the_real_sampler(top_p, base, instruct, tok):
+    """Conformative w = 0.5 on `describe the sky :` through alignkit.engine.sample.sample_batch (KV caches, both
+    models in lockstep): 4,000 samples' reward, -log q, outside-Y indicator and length agree with the exact
+    figures within 4 standard errors, and each sample's log-prob equals its teacher-forced one. top-p 0.9 cuts
+    half the responses (and everything outside Y); top-p 1.0 keeps an outside mass of about 0.01 to check."""
+    prompt, decoder, settings = world.PROMPTS[1], conformative(0.5), SamplingSettings(top_p=top_p)
+    models = {"policy": instruct, "base": base}
+    dist = decoder_distribution(decoder, models, tok, prompt, settings)
+    exact = exact_evaluate_decoder(decoder, models, tok, settings, prompts=[prompt])["per_prompt"][0]
+    table = {tuple(s): (float(lq), reward.score(prompt, y))
+             for s, lq, y in zip(world.token_ids(tok, dist["responses"]), dist["logprobs"], dist["responses"])}
+
+    n = 4000
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    samples = sample_batch(models, tok, [prompt_ids] * n, decoder, settings, max_new_tokens=12,
+                           generator=make_generator(3, 0, "cpu"))
+    r, h, out, words = [], [], [], []
+    for seq, lq in zip(samples.token_ids, samples.logprobs):
+        if tuple(seq) in table:
+            assert lq == pytest.approx(table[tuple(seq)][0], abs=1e-4)  # sampler and teacher forcing agree
+            r.append(table[tuple(seq)][1])
+            h.append(-table[tuple(seq)][0])
+            out.append(0.0)
+            words.append(len(seq) - 1)
+        else:
+            r.append(0.0)
+            h.append(0.0)
+            out.append(1.0)
+            words.append(0.0)
+    assert (sum(out) == 0) == (top_p < 1)  # the instruct nucleus never leaves Y here; the full mixture does
+    check_mean(r, exact["expected_reward"])
+    check_mean(h, exact["entropy"])
+    check_mean(out, exact["outside_mass"])
+    check_mean(words, exact["expected_length"])
 
 
 def test_pair_builder_is_deterministic_and_reproduces_the_shipped_pairs(base, instruct, tok):

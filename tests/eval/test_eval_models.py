@@ -76,7 +76,7 @@ def test_exact_toy_evaluation_is_reported(tmp_path):
     result = invoke("--exact", "--model", "toy:instruct", "--output", out)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
-    assert set(report["exact"]["mean"]) == {"expected_reward", "entropy", "kl", "outside_mass"}
+    assert set(report["exact"]["mean"]) == {"expected_reward", "entropy", "kl", "expected_length", "outside_mass"}
     assert report["exact"]["mean"]["kl"] >= 0.0
     assert report["files"] == [] and exact is not None
     assert "Exact toy evaluation" in (out / "report.md").read_text()

@@ -2,13 +2,25 @@
 
     from toy_training import train_and_evaluate
     run = train_and_evaluate(tmp_path / "hdpo", "hdpo", {"alpha": 0.8}, max_steps=250)
-    run["expected_reward"], run["entropy"], run["kl"], run["expected_length"], run["path"]
+    run["expected_reward"], run["entropy"], run["kl"], run["expected_length"], run["outside_mass"], run["path"]
+    run["in_grammar"]["expected_reward"], run["in_grammar"]["entropy"], run["in_grammar"]["expected_length"]
 
 Every 880 responses of every toy prompt are enumerated (alignkit.toy.exact), so the figures are exact, not
 Monte-Carlo estimates; `kl` is KL(trained ‖ starting model), the reference the objective pulls toward.
+
+Why "in_grammar": offline preference training on toy:prefs moves probability onto text outside the grammar
+("sure", "grass indeed", "<system>"), which no pair ever shows, so nothing pushes it back. The plain means mix
+two effects: what the policy does among real answers, and how much mass it lost. `in_grammar` is the policy
+conditioned on producing a real answer, π(y | x, y ∈ Y) = π(y|x) / π(Y|x), per prompt and then averaged:
+
+    E[r | Y] = expected_reward / π(Y)      E[|y| | Y] = expected_length / π(Y)
+    H(π(·|Y)) = −Σ_Y (π/π(Y)) log(π/π(Y)) = entropy / π(Y) + log π(Y)          (π(Y) = 1 − outside_mass)
+
+Read it together with outside_mass, which says how much was lost.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -52,15 +64,26 @@ def _load_path(path: str) -> tuple[Any, Any]:
     return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
 
 
+def in_grammar(row: dict[str, Any]) -> dict[str, float]:
+    """One prompt's exact figures (a per_prompt row of exact_evaluate) for the policy conditioned on Y."""
+    kept = 1.0 - row["outside_mass"]  # π(Y|x)
+    return {"expected_reward": row["expected_reward"] / kept,
+            "entropy": row["entropy"] / kept + math.log(kept),
+            "expected_length": row["expected_length"] / kept}
+
+
 def evaluate(model: str, ref_model: str | None = None) -> dict[str, Any]:
     """Exact-evaluation means of a model folder or toy name: expected_reward, entropy, kl (None without a
-    reference), expected_length (words), outside_mass."""
+    reference), expected_length (words), outside_mass, and "in_grammar" (see the module docstring)."""
     from alignkit.toy.exact import exact_evaluate
 
     policy, tokenizer = _load(model)
     ref = _load(ref_model)[0] if ref_model else None
     with torch.no_grad():
-        return exact_evaluate(policy, tokenizer, ref_model=ref)["mean"]
+        result = exact_evaluate(policy, tokenizer, ref_model=ref)
+    rows = [in_grammar(row) for row in result["per_prompt"]]  # 8 prompts
+    conditioned = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+    return {**result["mean"], "in_grammar": conditioned}
 
 
 def train(output_dir: str | Path, objective: str, options: dict[str, Any] | None = None,

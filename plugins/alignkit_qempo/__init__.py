@@ -1,7 +1,8 @@
-"""alignkit plugin: qempo — quality-constrained entropy maximisation (arXiv 2602.15894v1), offline losses.
+"""alignkit plugin: qempo — quality-constrained entropy maximisation (arXiv 2602.15894v1), offline and online.
 
-`alignkit train qempo --constraint quality --tau 0.1` or `alignkit train qempo --constraint kl --gamma 0.5`.
-The closed forms are derived (docs/algorithms/qempo.md). Torch is imported lazily.
+`alignkit train qempo --constraint quality --tau 0.1`, `alignkit train qempo --constraint kl --gamma 0.5`, or
+online: `alignkit train qempo --online --reward toy --min-reward 0.85`. The closed forms are derived
+(docs/algorithms/qempo.md). Torch is imported lazily.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 from alignkit import hookimpl
 from alignkit.config import opt
 from alignkit.errors import UserError
-from alignkit.registry import Objective
+from alignkit.registry import Objective, OnlineSpec
+from alignkit_qempo import online
 
 
 @dataclass
@@ -22,12 +24,22 @@ class QEMPOOptions:
     length_normalize: bool = opt(False, "quality: compare mean token log-probs instead of sums.")
     beta: float = opt(0.1, "kl: reward scale β of π* ∝ π_ref^γ exp(r/β).")
     gamma: float = opt(0.5, "kl: weight of the reference in [0, 1] (1: DPO, 0: the quality loss with τ = β).")
+    min_reward: float | None = opt(None, "online: target mean reward R; λ = 1/τ moves by dual ascent so the "
+                                   "batch mean reward tracks R.", mode="online")
+    max_kl: float | None = opt(None, "online, kl: KL budget K in nats; the KL multiplier η moves by dual ascent.",
+                               mode="online")
+    dual_lr: float = opt(5.0, "online: dual ascent step (λ per unit of reward gap, η per nat of KL gap).",
+                         mode="online")
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gamma <= 1.0:
             raise UserError(f"qempo --gamma must lie in [0, 1], got {self.gamma}")
         if self.tau <= 0 or self.beta <= 0:
             raise UserError("qempo --tau and --beta must be positive")
+        if self.max_kl is not None and (self.constraint != "kl" or self.max_kl <= 0):
+            raise UserError("qempo --max-kl needs --constraint kl and a positive budget")
+        if self.dual_lr < 0:
+            raise UserError("qempo --dual-lr must not be negative")
 
 
 def qempo(*args: Any, **kwargs: Any) -> Any:
@@ -42,7 +54,9 @@ def register_objectives(register):
     register(Objective(
         name="qempo", help="QEMPO: as diverse as possible subject to a quality floor (--constraint quality|kl).",
         options=QEMPOOptions, pairwise_loss=qempo,
-        # The quality constraint is reference-free; the KL constraint needs the reference (unless γ = 0).
-        needs_reference=lambda o: o.constraint == "kl" and o.gamma > 0,
+        online=OnlineSpec(init_state=online.init_state, returns=online.returns, update=online.update),
+        # The quality constraint is reference-free; the KL constraint needs the reference (unless γ = 0 and
+        # no --max-kl can make the KL multiplier grow).
+        needs_reference=lambda o: o.constraint == "kl" and (o.gamma > 0 or o.max_kl is not None),
         length_normalized=lambda o: o.constraint == "quality" and o.length_normalize,
         paper="arXiv 2602.15894v1"))

@@ -28,9 +28,11 @@ REQUIRED: Any = _Required()
 
 
 def opt(default: Any = None, help: str = "", *, choices: tuple[str, ...] | None = None,
-        argument: bool = False, flag: str | None = None, metavar: str | None = None) -> Any:
-    """A dataclass field that is also a CLI flag. `default=REQUIRED` makes it mandatory (after YAML)."""
-    meta = {"help": help, "choices": choices, "argument": argument, "flag": flag, "metavar": metavar}
+        argument: bool = False, flag: str | None = None, metavar: str | None = None, mode: str | None = None) -> Any:
+    """A dataclass field that is also a CLI flag. `default=REQUIRED` makes it mandatory (after YAML).
+    mode: 'online' or 'pairwise' for an objective option that only that training mode reads; giving it a
+    non-default value in the other mode is an error (see `check_mode`)."""
+    meta = {"help": help, "choices": choices, "argument": argument, "flag": flag, "metavar": metavar, "mode": mode}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -214,6 +216,23 @@ def build(cls: type, yaml_values: dict[str, Any], cli_values: dict[str, Any], so
             where = "argument " + f.name.upper() if f.metadata.get("argument") else flag_name(f)
             raise UserError(f"missing {where} (or '{f.name}:' in a --config file)")
     return instance
+
+
+def check_mode(options: Any, mode: str) -> None:
+    """Refuse an option set away from its default in a training mode that ignores it (e.g. --min-reward offline)."""
+    if not dataclasses.is_dataclass(options):
+        return
+    for f in dataclasses.fields(options):
+        only = f.metadata.get("mode")
+        if only and only != mode and getattr(options, f.name) != f.default:
+            fix = "add --online" if only == "online" else "drop --online"
+            raise UserError(f"{flag_name(f)} applies to {only} training only; {fix}")
+
+
+def mode_options(options: Any, mode: str) -> dict[str, Any]:
+    """The options as keyword arguments for a training mode: fields marked for the other mode are left out."""
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+            if f.metadata.get("mode") in (None, mode)}
 
 
 def check_unknown(yaml_values: dict[str, Any], known: set[str], source: str) -> None:

@@ -33,7 +33,7 @@ class Objective:
         on `(B,)` summed response log-probs (ref_* are None when the objective needs no reference) and `(B,)`
         response token counts; returns `PairwiseLoss(losses (B,), chosen_rewards (B,), rejected_rewards (B,))`,
         rewards detached. Length normalisation, if any, happens inside from the token counts.
-    online: spec for online (sampled, rewarded) training, or None; its shape is defined by the online engine.
+    online: an `OnlineSpec` for online (sampled, rewarded) training, or None.
     needs_reference / length_normalized / needs_reward: capabilities, fixed or a function of the options.
     """
 
@@ -63,6 +63,25 @@ class Objective:
 
     def requires_reward(self, options: Any) -> bool:
         return _capability(self.needs_reward, options)
+
+
+@dataclass(frozen=True)
+class OnlineSpec:
+    """What an objective gives the online engine (alignkit.engine.online): a shaped return and its multipliers.
+
+    init_state(options) -> dict[str, float]: the multipliers at step 0 (e.g. {"lambda": 10.0, "eta": 0.0}); they
+        are checkpointed and logged every step under their names.
+    returns(rewards, policy_logps, ref_logps, state, **options) -> (N,) tensor: the return of each sample, from
+        (N,) rewards, (N,) detached sequence log-probs under the policy and the reference (None when the objective
+        needs no reference). The engine normalises returns within each prompt's group and uses them as advantages
+        of a policy-gradient step, so only their differences within a group and their relative scale matter.
+    update(state, stats, **options) -> dict[str, float]: the multipliers for the next step, from the step's
+        stats {"reward": batch mean reward, "kl": batch mean KL estimate or None}: dual ascent lives here.
+    """
+
+    init_state: Callable[..., dict]
+    returns: Callable[..., Any]
+    update: Callable[..., dict] = lambda state, stats, **options: state
 
 
 @dataclass(frozen=True)

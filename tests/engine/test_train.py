@@ -37,10 +37,11 @@ def model_dir(tmp_path_factory):
 
 
 def train(model_dir, output, monkeypatch, name="dpo", options=None, n_pairs=8, **overrides):
+    from alignkit.engine import pairwise
     from alignkit.engine import train as engine
 
     rows = [{**r, "index": i} for i, r in enumerate(pair_rows(n_pairs, seed=5))]
-    monkeypatch.setattr(engine, "load_pairs", lambda cfg, tok: rows)
+    monkeypatch.setattr(pairwise, "load_pairs", lambda cfg, tok: rows)
     defaults = dict(model=str(model_dir), data="tiny", output=str(output), dtype="fp32", device="cpu",
                     learning_rate=1e-2, max_grad_norm=0.0, lr_schedule="linear")
     cfg = TrainConfig(**{**defaults, **overrides})
@@ -134,9 +135,9 @@ torch.set_num_threads(1)
 from test_train import objective
 from tiny import pair_rows
 from alignkit.config import TrainConfig
-from alignkit.engine import train as engine
+from alignkit.engine import pairwise, train as engine
 rows = [{{**r, "index": i}} for i, r in enumerate(pair_rows(8, seed=5))]
-engine.load_pairs = lambda cfg, tok: rows
+pairwise.load_pairs = lambda cfg, tok: rows
 kill_at = int(sys.argv[2])
 if kill_at:
     engine._after_step = lambda step: step == kill_at and os.kill(os.getpid(), signal.SIGKILL)
@@ -176,7 +177,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(model_dir, tmp_path):
 
 def test_eval_split_holds_out_pairs_and_logs_eval_metrics(model_dir, tmp_path, monkeypatch):
     """Learning rate 0: the policy stays the reference, so the held-out DPO loss is −log σ(0) = 0.693147."""
-    from alignkit.engine.train import split_for_eval
+    from alignkit.engine.pairwise import split_for_eval
 
     rows = [{**r, "index": i} for i, r in enumerate(pair_rows(8, seed=5))]
     assert split_for_eval(rows, 0.25, seed=0) == 6

@@ -16,28 +16,33 @@ def collate_pairs(rows: list[dict[str, Any]], pad_token_id: int) -> dict[str, An
     """
     import torch
 
-    seqs, prompt_lengths, response_lengths = [], [], []
-    for side in ("chosen_input_ids", "rejected_input_ids"):
-        for row in rows:
-            prompt, response = list(row["prompt_input_ids"]), list(row[side])
-            if not prompt:
-                # The first response token is predicted from the last prompt token; with no prompt nothing predicts it.
-                raise ValueError("a pair has an empty prompt; tokenize with a BOS token or a template")
-            if not response:
-                raise ValueError("a pair has an empty response (responses end with EOS)")
-            seqs.append(prompt + response)
-            prompt_lengths.append(len(prompt))
-            response_lengths.append(len(response))
+    prompts = [list(row["prompt_input_ids"]) for row in rows] * 2
+    responses = [list(row[side]) for side in ("chosen_input_ids", "rejected_input_ids") for row in rows]
+    return {**collate_sequences(prompts, responses, pad_token_id),
+            "index": torch.tensor([int(row.get("index", -1)) for row in rows], dtype=torch.long)}
+
+
+def collate_sequences(prompts: list[list[int]], responses: list[list[int]], pad_token_id: int) -> dict[str, Any]:
+    """Right-padded prompt + response rows: input_ids, attention_mask (R, L); prompt_lengths, response_lengths (R,)
+    long. The layout `alignkit.engine.logprobs.response_logprobs` reads (pairs, and online completions)."""
+    import torch
+
+    for prompt, response in zip(prompts, responses):
+        if not prompt:
+            # The first response token is predicted from the last prompt token; with no prompt nothing predicts it.
+            raise ValueError("a row has an empty prompt; tokenize with a BOS token or a template")
+        if not response:
+            raise ValueError("a row has an empty response (responses end with EOS)")
+    seqs = [list(p) + list(r) for p, r in zip(prompts, responses)]
     width = max(len(s) for s in seqs)
-    input_ids = torch.full((len(seqs), width), pad_token_id, dtype=torch.long)  # (2B, L)
-    attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)  # (2B, L)
+    input_ids = torch.full((len(seqs), width), pad_token_id, dtype=torch.long)  # (R, L)
+    attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)  # (R, L)
     for i, s in enumerate(seqs):
         input_ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
         attention_mask[i, : len(s)] = 1
     return {
         "input_ids": input_ids,
         "attention_mask": attention_mask,
-        "prompt_lengths": torch.tensor(prompt_lengths, dtype=torch.long),
-        "response_lengths": torch.tensor(response_lengths, dtype=torch.long),
-        "index": torch.tensor([int(row.get("index", -1)) for row in rows], dtype=torch.long),
+        "prompt_lengths": torch.tensor([len(p) for p in prompts], dtype=torch.long),
+        "response_lengths": torch.tensor([len(r) for r in responses], dtype=torch.long),
     }

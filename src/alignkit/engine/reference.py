@@ -31,6 +31,16 @@ def fingerprint(ref_spec: str, dtype: str, pairs: list[dict], transforms: list[t
 
 
 @contextmanager
+def frozen_pass(model: Any) -> Iterator[None]:
+    """The model as it is now, in eval mode, no gradients (the reference before the first update; sampling)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        yield
+    model.train(was_training)
+
+
+@contextmanager
 def adapter_off(model: Any) -> Iterator[None]:
     """The PEFT model with its adapter disabled (the reference for --lora), in eval mode, no gradients."""
     was_training = model.training

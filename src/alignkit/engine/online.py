@@ -1,0 +1,157 @@
+"""Online work for the training loop: sample groups from the policy, score them, take a policy-gradient step.
+
+    alignkit train qempo --online --reward toy --min-reward 0.85 --max-steps 200
+
+Each micro-batch takes `batch_size` prompts and samples `group_size` completions of each from the current policy
+with the shared sampler (alignkit.engine.sample, temperature `--temperature`: 1 keeps the samples on-policy).
+Then, per sample:
+
+    reward     r = reward_fn(prompt, completion)                          (--reward SPEC, alignkit.eval.rewards)
+    log-probs  log π_θ(y|x) with gradient, log π_ref(y|x) without         (teacher-forced; EOS counted)
+    return     G = objective.online.returns(r, log π_θ, log π_ref, multipliers)   (QEMPO: λ r − log π_θ − η KL̂)
+    advantage  A = (G − mean of the prompt's group) / (std of the group + ε)      (GRPO-style)
+    loss       −A · log π_θ(y|x)                                         (REINFORCE on the sequence log-prob)
+
+Returns carry no gradient: E[−log π ∇log π] is the entropy's gradient, so a return of −log π_θ is the
+sequence-level entropy bonus. After each optimizer step the objective's `update` moves its multipliers (dual
+ascent); they are checkpointed, so a resumed run continues with the multipliers it had.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from alignkit import config as C
+from alignkit.data.collate import collate_sequences
+from alignkit.engine.batching import micro_batch_rows
+from alignkit.engine.logprobs import response_logprobs
+from alignkit.engine.models import freeze, load_model
+from alignkit.engine.reference import adapter_off, frozen_pass
+from alignkit.errors import UserError
+
+EPS = 1e-6  # added to a group's standard deviation: a group of identical returns gets zero advantages
+
+
+class OnlineWork:
+    """Prompts for `objective.online`; one loss term per sampled completion."""
+
+    def __init__(self, cfg: C.TrainConfig, objective: Any, options: Any, policy: Any, tokenizer: Any,
+                 device: Any) -> None:
+        from alignkit.engine.decode import read_prompts
+        from alignkit.engine.sample import SamplingSettings, encode_prompts
+        from alignkit.eval.rewards import load_reward
+
+        if cfg.group_size < 2:
+            raise UserError("--group-size must be at least 2: advantages compare the samples of one prompt")
+        self.cfg, self.policy, self.tokenizer, self.device = cfg, policy, tokenizer, device
+        self.spec, self.options = objective.online, options
+        prompts = [p for _, p in read_prompts(cfg.prompts)[0]]
+        if not prompts:
+            raise UserError(f"no prompts in {cfg.prompts}: each row needs a 'prompt' (text or a list of messages)")
+        self.prompt_ids = encode_prompts(tokenizer, prompts)
+        # The reward sees the prompt as the user wrote it, or the chat-rendered text for a list of messages.
+        self.prompt_texts = [p if isinstance(p, str) else tokenizer.decode(ids)
+                             for p, ids in zip(prompts, self.prompt_ids)]
+        self.reward_fn = load_reward(cfg.reward)
+        self.settings = SamplingSettings(temperature=cfg.temperature)
+        self.micro_per_epoch = math.ceil(len(prompts) / cfg.batch_size)
+        self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.micro_per_epoch / cfg.grad_accum))
+        if cfg.max_steps is None and self.total_steps < 20:
+            print(f"note: {cfg.epochs:g} epochs over {len(prompts)} prompts is only {self.total_steps} online "
+                  "steps; pass --max-steps for more")
+        self.reference = make_reference(cfg, objective.requires_reference(options), policy)
+        self.multipliers = dict(self.spec.init_state(options))
+        self.started = time.perf_counter()
+
+    # ---- the five calls the loop makes
+
+    def micro_batches(self, step: int) -> list[list[int]]:
+        n, size = len(self.prompt_ids), self.cfg.batch_size
+        return [micro_batch_rows(self.cfg.seed, n, size, step * self.cfg.grad_accum + i)
+                for i in range(self.cfg.grad_accum)]
+
+    def count(self, rows: list[int]) -> int:
+        return len(rows) * self.cfg.group_size
+
+    def losses(self, rows: list[int], step: int, micro: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """(N,) per-sample policy-gradient losses, N = len(rows) · group_size, and the metrics as sums."""
+        from alignkit.builtins.decoders import SampleDecoder
+        from alignkit.engine.sample import make_generator, sample_batch
+
+        G = self.cfg.group_size
+        prompt_ids = [self.prompt_ids[i] for i in rows for _ in range(G)]  # N prompts, each group together
+        # 1. sample: eval mode (no dropout), no gradient; the generator depends only on (seed, micro-step)
+        with frozen_pass(self.policy):
+            samples = sample_batch({"policy": self.policy}, self.tokenizer, prompt_ids, SampleDecoder(),
+                                   self.settings, max_new_tokens=self.cfg.max_new_tokens,
+                                   generator=make_generator(self.cfg.seed, step * self.cfg.grad_accum + micro,
+                                                            self.device))
+        # 2. score and teacher-force the completions
+        rewards = torch.tensor(self.reward_fn([self.prompt_texts[i] for i in rows for _ in range(G)], samples.texts),
+                               dtype=torch.float32, device=self.device)  # (N,)
+        # A completion cut at --max-new-tokens has no EOS: its log-prob sums the tokens that were sampled.
+        batch = {k: v.to(self.device) for k, v in
+                 collate_sequences(prompt_ids, samples.token_ids, self.tokenizer.pad_token_id).items()}
+        logps, mask = response_logprobs(self.policy, batch)  # (N, T) with gradient
+        policy_logps = (logps * mask).sum(-1)  # (N,)
+        ref_logps = None
+        if self.reference is not None:
+            with self.reference["context"]():
+                ref, ref_mask = response_logprobs(self.reference["model"], batch)
+            ref_logps = (ref * ref_mask).sum(-1).detach()  # (N,)
+        # 3. returns -> group-normalised advantages -> REINFORCE
+        returns = self.spec.returns(rewards, policy_logps.detach(), ref_logps, self.multipliers,
+                                    **C.mode_options(self.options, "online")).float()  # (N,)
+        losses = -group_advantages(returns, G).detach() * policy_logps  # (N,)
+        sums = {"reward": rewards.sum().item(), "reward_sq": rewards.pow(2).sum().item(),
+                "entropy": -policy_logps.detach().sum().item(), "completion_length": float(mask.sum().item())}
+        if ref_logps is not None:
+            sums["kl"] = (policy_logps.detach() - ref_logps).sum().item()
+        return losses, sums
+
+    def finish(self, step: int, sums: dict[str, float], n: int) -> dict[str, float]:
+        """Logged fields: reward mean/std, sequence entropy and KL estimates, the multipliers used, samples/s;
+        then the objective's dual ascent moves the multipliers for the next step."""
+        mean = sums["reward"] / n
+        now = time.perf_counter()
+        record = {"epoch": round(step * self.cfg.grad_accum / self.micro_per_epoch, 4),
+                  "reward": mean, "reward_std": math.sqrt(max(sums["reward_sq"] / n - mean * mean, 0.0)),
+                  "entropy": sums["entropy"] / n, "completion_length": sums["completion_length"] / n,
+                  **({"kl": sums["kl"] / n} if "kl" in sums else {}),
+                  **self.multipliers, "samples_per_second": n / max(now - self.started, 1e-9)}
+        self.started = now
+        self.multipliers = dict(self.spec.update(self.multipliers, {"reward": mean, "kl": record.get("kl")},
+                                                 **C.mode_options(self.options, "online")))
+        return record
+
+    def state(self) -> dict[str, Any]:
+        return {"multipliers": dict(self.multipliers)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.multipliers = dict(state.get("multipliers", self.multipliers))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def group_advantages(returns: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(N,) returns, each prompt's group_size samples adjacent -> (N,) (G − group mean) / (group std + ε);
+    std is the unbiased sample standard deviation, as in GRPO."""
+    grouped = returns.view(-1, group_size)  # (P, G)
+    centred = grouped - grouped.mean(-1, keepdim=True)
+    return (centred / (grouped.std(-1, keepdim=True) + EPS)).view(-1)
+
+
+def make_reference(cfg: C.TrainConfig, needed: bool, policy: Any) -> dict[str, Any] | None:
+    """The reference for the KL term and its estimate: the adapter-off policy with --lora (no copy), else a frozen
+    copy of --ref-model (default: the starting policy). Online, the policy moves every step, so a reference that
+    is not LoRA's costs a second model; an objective that needs none (QEMPO quality) loads none."""
+    if cfg.lora and cfg.ref_model is None:
+        return {"model": policy, "context": lambda: adapter_off(policy)}
+    if not needed and cfg.ref_model is None:
+        return None
+    return {"model": freeze(load_model(cfg.ref_model or cfg.model, cfg.dtype, cfg.device)), "context": torch.no_grad}

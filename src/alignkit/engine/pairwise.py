@@ -1,0 +1,168 @@
+"""Offline pairwise work for the training loop: preference pairs, their reference log-probs, and the objective's loss.
+
+    alignkit train dpo --beta 0.1
+    alignkit train qempo --constraint kl --poet
+
+The loop in alignkit.engine.train drives any "work" through five calls (see that module's docstring); this one
+turns a micro-batch of pair rows into per-pair losses with one concatenated forward over chosen and rejected rows.
+The objective is a pure function of (B,) log-probs; this module reads its capabilities, never its name.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from alignkit import config as C
+from alignkit.data.collate import collate_pairs
+from alignkit.engine.batching import micro_batch_rows
+from alignkit.engine.logprobs import pair_logprobs
+from alignkit.engine.models import freeze, load_model
+from alignkit.engine.reference import Reference, adapter_off, fingerprint, frozen_pass
+from alignkit.errors import UserError
+
+PAIR_COLUMNS = ("prompt_input_ids", "chosen_input_ids", "rejected_input_ids")
+
+
+class PairwiseWork:
+    """Preference pairs for `objective.pairwise_loss`; one loss term per pair."""
+
+    def __init__(self, cfg: C.TrainConfig, objective: Any, options: Any, transforms: list[tuple[Any, Any]],
+                 policy: Any, tokenizer: Any, device: Any, compute: Any, dtype_name: str, output: Path,
+                 progress_bar: Any) -> None:
+        self.cfg, self.policy, self.transforms, self.device = cfg, policy, transforms, device
+        self.loss_fn, self.options = objective.pairwise_loss, C.mode_options(options, "pairwise")
+        self.pad_id = tokenizer.pad_token_id
+        self.pairs = load_pairs(cfg, tokenizer)
+        self.n_train = split_for_eval(self.pairs, cfg.eval_split, cfg.seed)  # pairs[:n_train] train, rest held out
+        self.micro_per_epoch = math.ceil(self.n_train / cfg.batch_size)
+        self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.micro_per_epoch / cfg.grad_accum))
+        self.reference = make_reference(cfg, objective.requires_reference(options), policy, transforms)
+        if self.reference.model is not None and cfg.ref_mode == "precompute":
+            # One pass over the data set before training (and before a resumed checkpoint replaces the starting
+            # weights, which may be the reference): the reference never changes, so compute it once.
+            key = fingerprint(cfg.ref_model or cfg.model, dtype_name, self.pairs, transforms)
+            with progress_bar() as bar, compute():
+                task = bar.add_task("reference log-probs", total=len(self.pairs))
+                self.reference.precompute(self.pairs, cfg.batch_size, self.pad_id, device, output / "ref_logps.pt",
+                                          key, progress=lambda n: bar.advance(task, n))
+            self.reference.model = None  # the cache answers from now on; a separate reference copy can be freed
+
+    # ---- the five calls the loop makes
+
+    def micro_batches(self, step: int) -> list[list[int]]:
+        """Row numbers of each micro-batch of optimizer step `step` (0-based): a pure function of the step."""
+        return [micro_batch_rows(self.cfg.seed, self.n_train, self.cfg.batch_size, step * self.cfg.grad_accum + i)
+                for i in range(self.cfg.grad_accum)]
+
+    def count(self, rows: list[int]) -> int:
+        return len(rows)
+
+    def losses(self, rows: list[int], step: int, micro: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """(B,) per-pair losses with gradient, and the micro-batch's metrics as sums over pairs."""
+        batch = self.collate([self.pairs[i] for i in rows])
+        policy_out = pair_logprobs(self.policy, batch, self.transforms)  # (B,) sums and token counts
+        result = self.loss(policy_out, batch)
+        return result.losses, metric_sums(result, policy_out)
+
+    def finish(self, step: int, sums: dict[str, float], n: int) -> dict[str, float]:
+        """The logged fields of a step from its sums (held-out metrics too when it is an evaluation step)."""
+        record = {"epoch": round(step * self.cfg.grad_accum / self.micro_per_epoch, 4),
+                  **{k: v / n for k, v in sums.items()}}
+        evaluating = self.n_train < len(self.pairs) and (
+            step == self.total_steps or (self.cfg.eval_steps and step % self.cfg.eval_steps == 0))
+        if evaluating:
+            record.update(self.evaluate())
+        return record
+
+    def state(self) -> dict[str, Any]:
+        return {}  # everything pairwise follows from the step number
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    # ---- helpers
+
+    def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device) for k, v in collate_pairs(rows, self.pad_id).items()}
+
+    def loss(self, policy_out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> Any:
+        ref_chosen, ref_rejected = self.reference(batch)
+        return self.loss_fn(policy_out["chosen"], policy_out["rejected"], ref_chosen, ref_rejected,
+                            chosen_tokens=policy_out["chosen_tokens"], rejected_tokens=policy_out["rejected_tokens"],
+                            **self.options)
+
+    def evaluate(self) -> dict[str, float]:
+        """Mean loss and metrics over the held-out pairs, logged as eval/<name>."""
+        held_out = self.pairs[self.n_train:]
+        sums: dict[str, float] = {}
+        with frozen_pass(self.policy):
+            for start in range(0, len(held_out), self.cfg.batch_size):
+                batch = self.collate(held_out[start:start + self.cfg.batch_size])
+                out = pair_logprobs(self.policy, batch, self.transforms)
+                result = self.loss(out, batch)
+                add_sums(sums, {"loss": result.losses.sum().item(), **metric_sums(result, out)})
+        return {f"eval/{k}": v / len(held_out) for k, v in sums.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Helpers the work reads as single lines.
+
+
+def load_pairs(cfg: C.TrainConfig, tokenizer: Any) -> list[dict[str, Any]]:
+    """The prepared pairs as plain lists (the loop indexes them by row), each with its row number `index`."""
+    from alignkit.data.load import load_prepared
+
+    data = load_prepared(cfg.data, tokenizer, kind="pairwise", max_length=cfg.max_length,
+                         max_prompt_length=cfg.max_prompt_length)
+    if len(data) == 0:
+        raise UserError(f"no preference pairs in '{cfg.data}'")
+    columns = {c: data[c] for c in PAIR_COLUMNS}
+    return [{**{c: columns[c][i] for c in PAIR_COLUMNS}, "index": i} for i in range(len(data))]
+
+
+def split_for_eval(pairs: list[dict[str, Any]], fraction: float, seed: int) -> int:
+    """Move a seeded random `fraction` of the pairs to the end (held out) and renumber `index`; returns how many
+    pairs remain for training. The reference cache covers both parts, keyed by the new index."""
+    if fraction <= 0:
+        return len(pairs)
+    if not fraction < 1:
+        raise UserError(f"--eval-split must be below 1, got {fraction}")
+    n_eval = max(1, round(len(pairs) * fraction))
+    if n_eval >= len(pairs):
+        raise UserError(f"--eval-split {fraction} leaves no training pairs out of {len(pairs)}")
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed)).tolist()
+    pairs[:] = [{**pairs[i], "index": new} for new, i in enumerate(order)]
+    return len(pairs) - n_eval
+
+
+def make_reference(cfg: C.TrainConfig, needed: bool, policy: Any, transforms: list) -> Reference:
+    if not needed:
+        return Reference.none()
+    if cfg.lora and cfg.ref_model is None:
+        return Reference(policy, lambda: adapter_off(policy), None, transforms)
+    if cfg.ref_mode == "precompute" and cfg.ref_model is None:
+        # Before the first update the policy is the reference: no second copy is loaded.
+        return Reference(policy, lambda: frozen_pass(policy), None, transforms)
+    ref = freeze(load_model(cfg.ref_model or cfg.model, cfg.dtype, cfg.device))
+    return Reference(ref, torch.no_grad, None, transforms)
+
+
+def metric_sums(result: Any, policy_out: dict[str, torch.Tensor]) -> dict[str, float]:
+    """A micro-batch's metrics as sums over pairs (the step divides by its pair count), TRL's names."""
+    chosen, rejected = result.chosen_rewards.float(), result.rejected_rewards.float()
+    values = {
+        "rewards/chosen": chosen.sum(), "rewards/rejected": rejected.sum(),
+        "rewards/margins": (chosen - rejected).sum(), "rewards/accuracies": (chosen > rejected).float().sum(),
+        "logps/chosen": policy_out["chosen"].detach().sum(), "logps/rejected": policy_out["rejected"].detach().sum(),
+    }
+    for k, v in result.extra.items():
+        values[k] = torch.as_tensor(v).float().sum()
+    return {k: float(v) for k, v in values.items()}
+
+
+def add_sums(sums: dict[str, float], values: dict[str, float]) -> None:
+    for k, v in values.items():
+        sums[k] = sums.get(k, 0.0) + v

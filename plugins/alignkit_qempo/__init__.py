@@ -20,9 +20,12 @@ from alignkit_qempo import online
 class QEMPOOptions:
     constraint: str = opt("quality", "quality: max entropy subject to a reward floor (reference-free); "
                           "kl: also stay within a KL budget of the reference.", choices=("quality", "kl"))
-    tau: float = opt(0.1, "quality: temperature 1/λ of π* ∝ exp(r/τ) (lower: higher quality floor, lower entropy).")
+    # τ and β default to 1: toy:prefs is labelled by Bradley–Terry at scale 10, so its implied reward is 10·r and
+    # π* ∝ π_ref^γ exp(10 r) is a moderate target; at 0.1 (DPO's usual β) it is exp(100 r), all mass on the few
+    # best answers, and offline training over-optimises (docs/algorithms/qempo.md). Real data: tune from 0.1 up.
+    tau: float = opt(1.0, "quality: temperature 1/λ of π* ∝ exp(r/τ) (lower: higher quality floor, lower entropy).")
     length_normalize: bool = opt(False, "quality: compare mean token log-probs instead of sums.")
-    beta: float = opt(0.1, "kl: reward scale β of π* ∝ π_ref^γ exp(r/β).")
+    beta: float = opt(1.0, "kl: reward scale β of π* ∝ π_ref^γ exp(r/β).")
     gamma: float = opt(0.5, "kl: weight of the reference in [0, 1] (1: DPO, 0: the quality loss with τ = β).")
     min_reward: float | None = opt(None, "online: target mean reward R; λ = 1/τ moves by dual ascent so the "
                                    "batch mean reward tracks R.", mode="online")

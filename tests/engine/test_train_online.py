@@ -90,7 +90,7 @@ def test_resume_restores_the_multipliers(model_dir, prompts, tmp_path, monkeypat
     the same rewards and λ and end with the same weights as an uninterrupted one."""
     from alignkit.engine import train as engine
 
-    opts = {"min_reward": 0.9, "dual_lr": 5.0}
+    opts = {"tau": 0.1, "min_reward": 0.9, "dual_lr": 5.0}
     whole = train(model_dir, prompts, tmp_path / "whole", opts, save_steps=2)
 
     def crash(step):

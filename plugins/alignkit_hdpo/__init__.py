@@ -1,4 +1,4 @@
-"""alignkit plugin: hdpo — H-DPO, DPO with a controllable entropy term (arXiv 2411.07595v1).
+"""alignkit plugin: hdpo — H-DPO, DPO with a controllable entropy term (arXiv 2411.07595v2).
 
 `alignkit train hdpo --alpha 0.8`. Registers through the public hook contract only; torch is imported lazily.
 """
@@ -19,7 +19,7 @@ class HDPOOptions:
 
 
 def hdpo(*args: Any, **kwargs: Any) -> Any:
-    """H-DPO −log σ(β(αΔ_θ − Δ_ref)); arXiv 2411.07595v1 (see alignkit_hdpo.loss.hdpo_loss)."""
+    """H-DPO −log σ(β(αΔ_θ − Δ_ref)); arXiv 2411.07595v2 (see alignkit_hdpo.loss.hdpo_loss)."""
     from alignkit_hdpo.loss import hdpo_loss
 
     return hdpo_loss(*args, **kwargs)
@@ -29,4 +29,4 @@ def hdpo(*args: Any, **kwargs: Any) -> Any:
 def register_objectives(register):
     register(Objective(
         name="hdpo", help="H-DPO: DPO with an entropy knob alpha (alpha < 1 sharpens, 1 is DPO).",
-        options=HDPOOptions, pairwise_loss=hdpo, needs_reference=True, paper="arXiv 2411.07595v1"))
+        options=HDPOOptions, pairwise_loss=hdpo, needs_reference=True, paper="arXiv 2411.07595v2"))

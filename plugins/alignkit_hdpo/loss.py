@@ -13,7 +13,7 @@ def hdpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_ch
     """H-DPO: loss = −log σ(β(α Δ_θ − Δ_ref)); reward β(α log π_θ − log π_ref).
 
     It maximises E[r] + αβ H(π) − β CE(π, π_ref), whose optimum is π_ref^{1/α} · exp(r/(αβ)); α = 1 is DPO.
-    Paper: Omura et al., "Entropy Controllable Direct Preference Optimization", arXiv 2411.07595v1.
+    Paper: Omura et al., "Entropy Controllable Direct Preference Optimization", arXiv 2411.07595v2.
     Intuition: scaling only the policy's margin by α < 1 rewards the policy for concentrating mass (lower
     entropy, sharper answers), and α > 1 for spreading it.
     """

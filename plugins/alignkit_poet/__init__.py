@@ -1,4 +1,7 @@
-"""alignkit plugin: poet — Prefix-Oriented Equal-length Training (arXiv 2506.09457v1), as a mask transform.
+"""alignkit plugin: poet — Prefix-Oriented Equal-length Training (arXiv 2506.09457v3), as a mask transform.
+
+Paper: Xiao et al., "Towards Bridging the Reward-Generation Gap in Direct Alignment Algorithms";
+POET is the method's name, not the paper's title.
 
 `alignkit train dpo --poet`: each pair keeps only the first min(|y_w|, |y_l|) response tokens of both responses,
 for policy and reference alike; the objective is unchanged. Torch is imported lazily.
@@ -22,4 +25,4 @@ def poet(chosen_mask: Any, rejected_mask: Any) -> Any:
 def register_transforms(register):
     register(Transform(
         name="poet", help="POET: train on the first min(|chosen|, |rejected|) tokens of both responses.",
-        apply=poet, composes_with=("dpo", "simpo", "hdpo", "qempo"), paper="arXiv 2506.09457v1"))
+        apply=poet, composes_with=("dpo", "simpo", "hdpo", "qempo"), paper="arXiv 2506.09457v3"))

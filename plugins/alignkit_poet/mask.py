@@ -9,7 +9,8 @@ def poet_masks(chosen_mask: torch.Tensor, rejected_mask: torch.Tensor) -> tuple[
 
     chosen_mask (B, Tc) bool, rejected_mask (B, Tr) bool -> masks of the same shapes. A token is kept when it
     is in the original mask and at most k mask tokens precede-or-include it, so any padding side works.
-    Paper: "Prefix-Oriented Equal-length Training", arXiv 2506.09457v1.
+    Paper: Xiao et al., "Towards Bridging the Reward-Generation Gap in Direct Alignment Algorithms",
+    arXiv 2506.09457v3 (POET is the method's name).
     """
     k = torch.minimum(chosen_mask.sum(-1), rejected_mask.sum(-1)).unsqueeze(-1)  # (B, 1)
     keep_chosen = chosen_mask & (chosen_mask.long().cumsum(-1) <= k)

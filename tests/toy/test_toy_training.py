@@ -27,7 +27,7 @@ objectives' own effects show. Even so the plain E[r] gain of DPO is not robust: 
   not make plain DPO longer on toy:prefs (it already cuts the tail from 0.99 to 0.66 words); POET cuts further,
   mostly the neutral opener "it is" and the second adjective.
 
-Each configuration trains once per module (fixture `runs`); the file takes about 40 s on one CPU thread.
+Each configuration trains once per module (fixture `runs`); the file takes about 50 s on one CPU thread.
 """
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""alignkit plugin: conformative decoding (arXiv 2507.20956), `alignkit decode --conformative`.
+"""alignkit plugin: conformative decoding (arXiv 2507.20956v1), `alignkit decode --conformative`.
 
 Registered through the `alignkit` entry-point group. This module stays light (no torch); the decoder itself
 lives in `alignkit_conformative.decoder` and is imported when a run makes it.
@@ -33,4 +33,4 @@ def make_decoder(options: ConformativeOptions):
 def register_decoders(register):
     register(Decoder(name="conformative", help="Mix the instruct model with its more diverse base model "
                      "(--base-model, --weight) at each step.", make=make_decoder, options=ConformativeOptions,
-                     paper="arXiv:2507.20956"))
+                     paper="arXiv 2507.20956v1"))

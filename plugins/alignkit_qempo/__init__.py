@@ -1,4 +1,4 @@
-"""alignkit plugin: qempo — quality-constrained entropy maximisation (arXiv 2602.15894v1), offline and online.
+"""alignkit plugin: qempo — quality-constrained entropy maximisation (arXiv 2602.15894v2), offline and online.
 
 `alignkit train qempo --constraint quality --tau 0.1`, `alignkit train qempo --constraint kl --gamma 0.5`, or
 online: `alignkit train qempo --online --reward toy --min-reward 0.85`. The closed forms are derived
@@ -46,7 +46,7 @@ class QEMPOOptions:
 
 
 def qempo(*args: Any, **kwargs: Any) -> Any:
-    """QEMPO offline loss; arXiv 2602.15894v1 (see alignkit_qempo.loss.qempo_loss)."""
+    """QEMPO offline loss; arXiv 2602.15894v2 (see alignkit_qempo.loss.qempo_loss)."""
     from alignkit_qempo.loss import qempo_loss
 
     return qempo_loss(*args, **kwargs)
@@ -62,4 +62,4 @@ def register_objectives(register):
         # no --max-kl can make the KL multiplier grow).
         needs_reference=lambda o: o.constraint == "kl" and (o.gamma > 0 or o.max_kl is not None),
         length_normalized=lambda o: o.constraint == "quality" and o.length_normalize,
-        paper="arXiv 2602.15894v1"))
+        paper="arXiv 2602.15894v2"))

@@ -17,7 +17,7 @@ def qempo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_c
         reference-free; with length_normalize, log π(y) is replaced by its mean over response tokens.
     constraint="kl": adding KL(π‖π_ref) ≤ K gives π* ∝ π_ref^γ exp(r/β); loss = −log σ(β(Δ_θ − γ Δ_ref)),
         reward β(log π_θ − γ log π_ref). γ = 1 is DPO, γ = 0 is the quality loss with τ = β.
-    Paper: "Quality-constrained Entropy Maximization Policy Optimization", arXiv 2602.15894v1 (closed forms
+    Paper: "Quality-constrained Entropy Maximization Policy Optimization for LLM Diversity", arXiv 2602.15894v2 (closed forms
     derived here from its stated problem; see docs/algorithms/qempo.md).
     Intuition: among the policies that are good enough, prefer the one spreading its mass the widest, so the
     reward only needs to separate acceptable from unacceptable answers, not pick one favourite.

@@ -11,7 +11,7 @@ import torch
 
 from alignkit.config import TrainConfig
 from alignkit.errors import UserError
-from tiny import pair_rows, tiny_model, tiny_tokenizer
+from tiny import pair_rows, save_tiny
 
 torch.set_num_threads(1)
 HERE = Path(__file__).parent
@@ -30,10 +30,7 @@ def objective(name):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
-    tiny_model().save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    return folder
+    return save_tiny(tmp_path_factory.mktemp("tiny"))
 
 
 def train(model_dir, output, monkeypatch, name="dpo", options=None, n_pairs=8, **overrides):

@@ -11,7 +11,7 @@ import alignkit_qempo
 from alignkit.cli import build_app
 from alignkit.config import TrainConfig
 from alignkit.errors import UserError
-from tiny import tiny_model, tiny_tokenizer
+from tiny import save_tiny
 
 torch.set_num_threads(1)
 HERE = Path(__file__).parent
@@ -26,10 +26,7 @@ def qempo():
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-online")
-    tiny_model().save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    return folder
+    return save_tiny(tmp_path_factory.mktemp("tiny-online"))
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,13 @@ def tiny_model(seed: int = 0):
     return LlamaForCausalLM(config).eval()
 
 
+def save_tiny(folder):
+    """Save the tiny model and tokenizer as a folder from_pretrained loads; returns the folder."""
+    tiny_model().save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return folder
+
+
 def tiny_tokenizer():
     """A word-level tokenizer whose vocabulary matches the tiny model (ids 3.. are words w3, w4, ...)."""
     from tokenizers import Tokenizer, models, pre_tokenizers

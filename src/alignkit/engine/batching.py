@@ -7,6 +7,16 @@ import math
 import torch
 
 
+def total_steps(max_steps: int | None, epochs: float, n: int, batch_size: int, grad_accum: int) -> int:
+    """Optimizer steps of a run: --max-steps, else `epochs` passes over n rows in micro-batches of batch_size."""
+    return max_steps or max(1, math.ceil(epochs * math.ceil(n / batch_size) / grad_accum))
+
+
+def step_micro_batches(seed: int, n: int, batch_size: int, grad_accum: int, step: int) -> list[list[int]]:
+    """Row numbers of each of the grad_accum micro-batches of optimizer step `step` (0-based)."""
+    return [micro_batch_rows(seed, n, batch_size, step * grad_accum + i) for i in range(grad_accum)]
+
+
 def micro_batch_rows(seed: int, n: int, batch_size: int, micro_step: int) -> list[int]:
     """Row numbers of global micro-batch `micro_step`: each epoch is a fresh seeded permutation of range(n)."""
     per_epoch = math.ceil(n / batch_size)

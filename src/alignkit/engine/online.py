@@ -26,7 +26,7 @@ import torch
 
 from alignkit import config as C
 from alignkit.data.collate import collate_sequences
-from alignkit.engine.batching import micro_batch_rows
+from alignkit.engine.batching import step_micro_batches, total_steps
 from alignkit.engine.logprobs import response_logprobs
 from alignkit.engine.models import freeze, load_model
 from alignkit.engine.reference import adapter_off, frozen_pass
@@ -58,7 +58,7 @@ class OnlineWork:
         self.reward_fn = load_reward(cfg.reward)
         self.settings = SamplingSettings(temperature=cfg.temperature)
         self.micro_per_epoch = math.ceil(len(prompts) / cfg.batch_size)
-        self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.micro_per_epoch / cfg.grad_accum))
+        self.total_steps = total_steps(cfg.max_steps, cfg.epochs, len(prompts), cfg.batch_size, cfg.grad_accum)
         if cfg.max_steps is None and self.total_steps < 20:
             print(f"note: {cfg.epochs:g} epochs over {len(prompts)} prompts is only {self.total_steps} online "
                   "steps; pass --max-steps for more")
@@ -69,9 +69,7 @@ class OnlineWork:
     # ---- the five calls the loop makes
 
     def micro_batches(self, step: int) -> list[list[int]]:
-        n, size = len(self.prompt_ids), self.cfg.batch_size
-        return [micro_batch_rows(self.cfg.seed, n, size, step * self.cfg.grad_accum + i)
-                for i in range(self.cfg.grad_accum)]
+        return step_micro_batches(self.cfg.seed, len(self.prompt_ids), self.cfg.batch_size, self.cfg.grad_accum, step)
 
     def count(self, rows: list[int]) -> int:
         return len(rows) * self.cfg.group_size

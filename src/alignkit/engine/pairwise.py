@@ -17,7 +17,7 @@ import torch
 
 from alignkit import config as C
 from alignkit.data.collate import collate_pairs
-from alignkit.engine.batching import micro_batch_rows
+from alignkit.engine.batching import step_micro_batches, total_steps
 from alignkit.engine.logprobs import pair_logprobs
 from alignkit.engine.models import freeze, load_model
 from alignkit.engine.reference import Reference, adapter_off, fingerprint, frozen_pass
@@ -38,7 +38,7 @@ class PairwiseWork:
         self.pairs = load_pairs(cfg, tokenizer)
         self.n_train = split_for_eval(self.pairs, cfg.eval_split, cfg.seed)  # pairs[:n_train] train, rest held out
         self.micro_per_epoch = math.ceil(self.n_train / cfg.batch_size)
-        self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.micro_per_epoch / cfg.grad_accum))
+        self.total_steps = total_steps(cfg.max_steps, cfg.epochs, self.n_train, cfg.batch_size, cfg.grad_accum)
         self.reference = make_reference(cfg, objective.requires_reference(options), policy, transforms)
         if self.reference.model is not None and cfg.ref_mode == "precompute":
             # One pass over the data set before training (and before a resumed checkpoint replaces the starting
@@ -54,8 +54,7 @@ class PairwiseWork:
 
     def micro_batches(self, step: int) -> list[list[int]]:
         """Row numbers of each micro-batch of optimizer step `step` (0-based): a pure function of the step."""
-        return [micro_batch_rows(self.cfg.seed, self.n_train, self.cfg.batch_size, step * self.cfg.grad_accum + i)
-                for i in range(self.cfg.grad_accum)]
+        return step_micro_batches(self.cfg.seed, self.n_train, self.cfg.batch_size, self.cfg.grad_accum, step)
 
     def count(self, rows: list[int]) -> int:
         return len(rows)

@@ -22,7 +22,7 @@ class ExactBeforeAfter:
         self.name, self.tokenizer = name, tokenizer
         # The starting policy is kept for the KL: a toy model is 85k parameters, a copy costs nothing.
         self.start = copy.deepcopy(policy).eval()
-        self.before = exact_evaluate(self.start, tokenizer, ref_model=self.start)["mean"]
+        self.before = {**exact_evaluate(self.start, tokenizer)["mean"], "kl": 0.0}  # KL of the start to itself
 
     def after(self, policy: Any, output: Path) -> dict[str, Any]:
         from alignkit.toy.exact import exact_evaluate

@@ -23,7 +23,7 @@ def init_state(options: Any) -> dict[str, float]:
         return {"lambda": 1.0 / options.tau, "eta": 0.0}
     if options.gamma >= 1.0:
         raise UserError("online qempo --constraint kl needs --gamma below 1: at 1 the entropy term vanishes "
-                        "(that is KL-regularised RL, DPO's objective)")
+                        "(that is KL-regularised RL, DPO's objective: train dpo --online)")
     eta = options.gamma / (1.0 - options.gamma)
     return {"lambda": (1.0 + eta) / options.beta, "eta": eta}
 

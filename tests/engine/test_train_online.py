@@ -78,6 +78,30 @@ def test_logged_metrics_and_a_kl_reference(model_dir, prompts, tmp_path):
     assert "kl" not in metrics(train(model_dir, prompts, tmp_path / "q", max_steps=1))[0]  # quality loads no reference
 
 
+def test_dpo_online_returns_by_hand_and_a_run_through_the_cli(model_dir, prompts, tmp_path):
+    """`train dpo --online`: DPO's objective E[r] − β KL by policy gradient; return r/β − (log π_θ − log π_ref)."""
+    from alignkit.builtins.objectives import DPOOptions, dpo_online_returns, dpo_online_state
+
+    state = dpo_online_state(DPOOptions(beta=0.5))
+    assert state == {"lambda": 2.0}
+    got = dpo_online_returns(torch.tensor([1.0, 0.0]), torch.tensor([-3.0, -1.0]), torch.tensor([-2.0, -4.0]),
+                             state)
+    # 2·1 − (−3 + 2) = 3;  2·0 − (−1 + 4) = −3
+    assert got.tolist() == pytest.approx([3.0, -3.0])
+    out = tmp_path / "dpo"
+    result = CliRunner().invoke(build_app(), [
+        "train", "dpo", "--online", "--beta", "0.02", "--model", str(model_dir), "--prompts", str(prompts),
+        "--reward", REWARD, "--output", str(out), "--device", "cpu", "--dtype", "fp32", "--batch-size", "4",
+        "--group-size", "4", "--max-new-tokens", "6", "--max-steps", "30", "--learning-rate", "1e-2",
+        "--lr-schedule", "constant"])
+    assert result.exit_code == 0, result.output
+    rows = metrics(out)
+    assert rows[0]["lambda"] == pytest.approx(50.0) and rows[0]["kl"] == pytest.approx(0.0, abs=1e-5)
+    first, last = sum(r["reward"] for r in rows[:5]) / 5, sum(r["reward"] for r in rows[-5:]) / 5
+    assert first < 0.3 and last > 0.6, (first, last)
+    assert rows[-1]["kl"] > 0.1  # it paid for the reward with distance from the reference
+
+
 class Crash(Exception):
     pass
 
@@ -114,8 +138,8 @@ def test_modes_do_not_mix(model_dir, prompts, tmp_path):
     app = build_app()
     run = lambda *args: CliRunner().invoke(app, ["train", *args, "--model", str(model_dir), "--output",
                                                  str(tmp_path / "x")])
-    result = run("dpo", "--online")
-    assert result.exit_code == 2 and "objective 'dpo' has no online training" in result.output
+    result = run("simpo", "--online")
+    assert result.exit_code == 2 and "objective 'simpo' has no online training" in result.output
     result = run("qempo", "--min-reward", "0.8")
     assert result.exit_code == 2 and "--min-reward applies to online training only; add --online" in result.output
     result = run("qempo", "--online", "--poet", "--prompts", str(prompts), "--reward", REWARD)

@@ -262,6 +262,10 @@ def test_pair_builder_is_deterministic_and_reproduces_the_shipped_pairs(base, in
     # Bradley-Terry at scale 10 on the true reward: the better response is chosen in most pairs
     agree = sum(reward.score(r["prompt"], r["chosen"]) >= reward.score(r["prompt"], r["rejected"]) for r in shipped)
     assert 0.85 < agree / len(shipped) < 0.97
+    # the on-policy set: the same draws from instruct alone
+    onpolicy = [json.loads(line) for line in toy.resolve("toy:prefs-onpolicy").read_text().splitlines()]
+    assert build.make_pairs(base, instruct, tok, seed=0, n=300, base_share=0.0) == onpolicy[:300]
+    assert build.pair_statistics(onpolicy)["chosen_shorter"] == pytest.approx(0.5085)  # report.json, toy-world.md
 
 
 def test_training_targets_are_distributions_with_the_intended_support():

@@ -13,6 +13,8 @@ def test_resolve_names_point_at_packaged_artifacts():
     assert (toy.resolve("toy:instruct") / "tokenizer.json").is_file()
     prefs = [json.loads(line) for line in toy.resolve("toy:prefs").read_text().splitlines()]
     assert len(prefs) == 2000 and set(prefs[0]) == {"prompt", "chosen", "rejected"}
+    onpolicy = [json.loads(line) for line in toy.resolve("toy:prefs-onpolicy").read_text().splitlines()]
+    assert len(onpolicy) == 2000 and onpolicy != prefs
     prompts = [json.loads(line) for line in toy.resolve("toy:prompts").read_text().splitlines()]
     assert [p["prompt"] for p in prompts] == list(world.PROMPTS)
 
@@ -21,7 +23,7 @@ def test_resolve_unknown_name_suggests_the_closest():
     with pytest.raises(UserError) as err:
         toy.resolve("toy:instrct")
     assert str(err.value) == ("unknown toy name 'toy:instrct'; did you mean 'toy:instruct'? "
-                              "(toy:base, toy:instruct, toy:prefs, toy:prompts)")
+                              "(toy:base, toy:instruct, toy:prefs, toy:prefs-onpolicy, toy:prompts)")
 
 
 def test_artifacts_are_small():

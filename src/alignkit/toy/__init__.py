@@ -14,13 +14,14 @@ NAMES = {
     "toy:base": "base",
     "toy:instruct": "instruct",
     "toy:prefs": "prefs.jsonl",
+    "toy:prefs-onpolicy": "prefs-onpolicy.jsonl",
     "toy:prompts": "prompts.jsonl",
 }
 
 
 def resolve(spec: str) -> Path:
     """The packaged folder or file behind a toy name: toy:base, toy:instruct (model folders), toy:prefs,
-    toy:prompts (.jsonl files)."""
+    toy:prefs-onpolicy, toy:prompts (.jsonl files)."""
     if spec not in NAMES:
         raise UserError(f"unknown toy name '{spec}'{did_you_mean(spec, NAMES)} ({', '.join(NAMES)})")
     path = ARTIFACTS / NAMES[spec]

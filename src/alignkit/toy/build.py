@@ -4,13 +4,16 @@
 
 Writes, under --out: base/ and instruct/ (tokenizer + Llama model folders, each loadable with
 AutoTokenizer / AutoModelForCausalLM.from_pretrained), prefs.jsonl (TRL standard pairs), prompts.jsonl
-(prompt-only rows), world.json (the world as data) and report.json (exact evaluation of both models).
+and prefs-onpolicy.jsonl (on-policy pairs, drawn from instruct alone), prompts.jsonl (prompt-only rows), world.json
+(the world as data) and report.json (exact evaluation of both models, pair statistics).
+
+    python -m alignkit.toy.build --pairs-only     rewrites the two pair files from the shipped models (seconds)
 
 Steps: (1) a word-level tokenizer over the world's 36 words; (2) a 2-layer Llama initialised from the seed;
 (3) base = maximum likelihood on samples of a broad distribution over all 880 responses per prompt, poor ones
 included; (4) instruct = base fine-tuned on good responses (reward ≥ 0.7, weighted by reward); (5) preference
 pairs: two different responses sampled from base (3/4) or instruct (1/4), labelled by a Bradley–Terry draw on
-the true reward. Step (5) is `make_pairs`, a function of the two models and the seed alone, so that it can be
+the true reward; the on-policy set draws both responses from instruct. Step (5) is `make_pairs`, a function of the two models and the seed alone, so that it can be
 checked for determinism without retraining.
 """
 from __future__ import annotations
@@ -22,12 +25,15 @@ import random
 from pathlib import Path
 from typing import Any
 
-from alignkit.toy import reward, world
+from alignkit.toy import NAMES, reward, world
 
 DEFAULT_OUT = Path(__file__).parent / "artifacts"
 BT_SCALE = 10.0  # P(y1 ≻ y2) = σ(BT_SCALE · (r1 − r2))
 N_PAIRS = 2000
-BASE_SHARE = 0.75  # share of pairs sampled from the base model (the rest from instruct)
+BASE_SHARE = 0.75  # share of toy:prefs pairs sampled from the base model (the rest from instruct)
+# The pair sets: toy name (its file is toy.NAMES[name]) -> share of pairs drawn from base. toy:prefs-onpolicy draws every pair from
+# toy:instruct, the model training starts from, as on-policy preference data is collected from the SFT model.
+PAIR_SETS = {"toy:prefs": BASE_SHARE, "toy:prefs-onpolicy": 0.0}
 MODEL_SIZE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=4, max_position_embeddings=32)
 
@@ -134,10 +140,11 @@ def train(model: Any, tokenizer: Any, targets: dict[str, list[float]], steps: in
     return losses
 
 
-def make_pairs(base: Any, instruct: Any, tokenizer: Any, seed: int, n: int = N_PAIRS) -> list[dict[str, str]]:
+def make_pairs(base: Any, instruct: Any, tokenizer: Any, seed: int, n: int = N_PAIRS,
+               base_share: float = BASE_SHARE) -> list[dict[str, str]]:
     """n preference pairs {"prompt", "chosen", "rejected"}; deterministic given the models and the seed.
 
-    Each pair: a prompt uniformly, a model (base with probability BASE_SHARE, else instruct), two different
+    Each pair: a prompt uniformly, a model (base with probability base_share, else instruct), two different
     responses drawn from that model's exact distribution over the enumerated set (renormalised), labelled by a Bradley–Terry draw on the true reward.
     """
     from alignkit.toy.exact import sequence_distribution
@@ -150,7 +157,7 @@ def make_pairs(base: Any, instruct: Any, tokenizer: Any, seed: int, n: int = N_P
     rows = []
     for _ in range(n):
         prompt = rng.choice(world.PROMPTS)
-        weights = dists["base" if rng.random() < BASE_SHARE else "instruct", prompt]
+        weights = dists["base" if rng.random() < base_share else "instruct", prompt]
         y1, y2 = rng.choices(world.responses(prompt), weights=weights, k=2)
         while y2 == y1:
             (y2,) = rng.choices(world.responses(prompt), weights=weights)
@@ -163,6 +170,55 @@ def make_pairs(base: Any, instruct: Any, tokenizer: Any, seed: int, n: int = N_P
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def pair_statistics(pairs: list[dict[str, str]]) -> dict[str, float]:
+    """Length and label statistics of a pair set (docs/toy-world.md, "The length trap")."""
+    def words(y: str) -> int:
+        return len(y.split())
+
+    n = len(pairs)
+    return {
+        "n": n,
+        "mean_words_chosen": sum(words(r["chosen"]) for r in pairs) / n,
+        "mean_words_rejected": sum(words(r["rejected"]) for r in pairs) / n,
+        "chosen_longer": sum(words(r["chosen"]) > words(r["rejected"]) for r in pairs) / n,
+        "chosen_shorter": sum(words(r["chosen"]) < words(r["rejected"]) for r in pairs) / n,
+        "label_agrees_with_reward": sum(
+            reward.score(r["prompt"], r["chosen"]) >= reward.score(r["prompt"], r["rejected"]) for r in pairs) / n,
+    }
+
+
+def write_pairs(out: Path, base: Any, instruct: Any, tokenizer: Any, seed: int) -> dict[str, dict[str, float]]:
+    """Writes every PAIR_SETS file under `out`; returns their statistics by toy name."""
+    stats = {}
+    for name, base_share in PAIR_SETS.items():
+        pairs = make_pairs(base, instruct, tokenizer, seed, base_share=base_share)
+        _write_jsonl(out / NAMES[name], pairs)
+        stats[name] = pair_statistics(pairs)
+    return stats
+
+
+def load_built(out: Path) -> tuple[Any, Any, Any]:
+    """(base, instruct, tokenizer) from a built artifacts folder, in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return (AutoModelForCausalLM.from_pretrained(out / "base").eval(),
+            AutoModelForCausalLM.from_pretrained(out / "instruct").eval(), AutoTokenizer.from_pretrained(out / "base"))
+
+
+def rewrite_pairs(out: Path = DEFAULT_OUT, seed: int = 0) -> dict[str, Any]:
+    """--pairs-only: the pair files (and the report's pair statistics) from the models already built under `out`."""
+    import torch
+
+    torch.set_num_threads(1)
+    base, instruct, tokenizer = load_built(out)
+    with torch.no_grad():
+        stats = write_pairs(out, base, instruct, tokenizer, seed)
+    report = json.loads((out / "report.json").read_text())
+    report["pairs"] = stats
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
 
 
 def build(out: Path = DEFAULT_OUT, seed: int = 0, base_steps: int = 1500, sft_steps: int = 300) -> dict[str, Any]:
@@ -188,33 +244,17 @@ def build(out: Path = DEFAULT_OUT, seed: int = 0, base_steps: int = 1500, sft_st
         model.save_pretrained(out / name)
         tokenizer.save_pretrained(out / name)
 
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(out / "base").eval()
-    instruct = AutoModelForCausalLM.from_pretrained(out / "instruct").eval()
-    pairs = make_pairs(base, instruct, tokenizer, seed)
-    _write_jsonl(out / "prefs.jsonl", pairs)
+    base, instruct, _ = load_built(out)
+    pair_stats = write_pairs(out, base, instruct, tokenizer, seed)
     _write_jsonl(out / "prompts.jsonl", [{"prompt": p} for p in world.PROMPTS])
     (out / "world.json").write_text(json.dumps(world.describe(), indent=1) + "\n")
-
-    def words(y: str) -> int:
-        return len(y.split())
 
     report = {
         "seed": seed,
         "final_loss": {"base": base_losses[-1], "instruct": sft_losses[-1]},
         "exact": {"base": exact_evaluate(base, tokenizer)["mean"],
                   "instruct": exact_evaluate(instruct, tokenizer, ref_model=base)["mean"]},
-        "pairs": {
-            "n": len(pairs),
-            "mean_words_chosen": sum(words(r["chosen"]) for r in pairs) / len(pairs),
-            "mean_words_rejected": sum(words(r["rejected"]) for r in pairs) / len(pairs),
-            "chosen_longer": sum(words(r["chosen"]) > words(r["rejected"]) for r in pairs) / len(pairs),
-            "chosen_shorter": sum(words(r["chosen"]) < words(r["rejected"]) for r in pairs) / len(pairs),
-            "label_agrees_with_reward": sum(
-                reward.score(r["prompt"], r["chosen"]) >= reward.score(r["prompt"], r["rejected"]) for r in pairs
-            ) / len(pairs),
-        },
+        "pairs": pair_stats,
     }
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     report["bytes"] = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
@@ -225,8 +265,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--pairs-only", action="store_true",
+                        help="rewrite only the pair files, from the models already under --out")
     args = parser.parse_args()
-    report = build(args.out, args.seed)
+    report = rewrite_pairs(args.out, args.seed) if args.pairs_only else build(args.out, args.seed)
     print(json.dumps(report, indent=1))
 
 

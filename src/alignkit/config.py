@@ -68,6 +68,13 @@ class PrepareConfig:
     num_proc: int = opt(1, "Worker processes for tokenization.")
 
 
+# The default peak learning rate of a real model is TRL's (DPOConfig.learning_rate): a user's Hub model trained
+# without --learning-rate must not get the toy world's rate, which would wreck it in a few steps. The toy
+# models are 85k parameters and want a rate 300 times larger (docs/toy-world.md).
+DEFAULT_LEARNING_RATE = 1e-6
+TOY_LEARNING_RATE = 3e-4
+
+
 @dataclass
 class TrainConfig:
     model: str = opt("toy:instruct", "Policy to train: a folder, a Hub id or toy:base / toy:instruct.")
@@ -78,8 +85,8 @@ class TrainConfig:
     epochs: float = opt(3.0, "Passes over the training data.")
     batch_size: int = opt(8, "Pairs (or prompts, online) per micro-batch.")
     grad_accum: int = opt(1, "Micro-batches accumulated per optimizer step.")
-    learning_rate: float = opt(3e-4, "Peak learning rate for AdamW (the default suits the toy world; "
-                               "full fine-tuning of a real model wants ~5e-7 to 5e-6).")
+    learning_rate: float | None = opt(None, "Peak learning rate for AdamW (default: 3e-4 for a toy:* model, "
+                                      "1e-6 for any other, as TRL's DPOConfig).")
     lr_schedule: str = opt("linear", "Learning-rate schedule after warm-up.",
                            choices=("constant", "linear", "cosine"))
     warmup_steps: int = opt(0, "Linear warm-up steps.")
@@ -108,6 +115,11 @@ class TrainConfig:
     group_size: int = opt(8, "Samples per prompt in online training.")
     max_new_tokens: int = opt(64, "Maximum tokens sampled per completion in online training.")
     temperature: float = opt(1.0, "Sampling temperature in online training.")
+
+    def __post_init__(self) -> None:
+        if self.learning_rate is None:  # resolved here, so --print-config and alignkit.yaml show the rate used
+            toy = self.model.startswith("toy:")
+            self.learning_rate = TOY_LEARNING_RATE if toy else DEFAULT_LEARNING_RATE
 
 
 @dataclass

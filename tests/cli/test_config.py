@@ -1,4 +1,5 @@
 """Config precedence (defaults <- YAML <- flags), unknown keys, validate."""
+import yaml
 from typer.testing import CliRunner
 
 from alignkit.cli import build_app
@@ -61,3 +62,14 @@ def test_a_config_for_another_command_is_refused(tmp_path):
     cfg.write_text("command: prepare\n")
     out = invoke("decode", "--config", str(cfg))
     assert out.exit_code == 2 and "is a config for 'command: prepare'" in out.output
+
+
+def test_learning_rate_default_follows_the_model(tmp_path):
+    """A Hub model without --learning-rate gets TRL's 1e-6, never the toy world's 3e-4; a flag or YAML wins."""
+    rate = lambda *args: yaml.safe_load(invoke("train", "dpo", *args, "--print-config").output)["learning_rate"]
+    assert rate() == 3e-4  # toy:instruct
+    assert rate("--model", "Qwen/Qwen2.5-0.5B-Instruct") == 1e-6
+    assert rate("--model", "Qwen/Qwen2.5-0.5B-Instruct", "--learning-rate", "5e-6") == 5e-6
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("learning_rate: 2.0e-5\n")
+    assert rate("--model", "some/model", "--config", str(cfg)) == 2e-5

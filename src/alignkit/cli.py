@@ -174,14 +174,19 @@ TOY_KEYS = ("model", "data", "prompts", "base_model")
 
 
 def _announce_toy(r: Resolved) -> None:
-    """One line when the embedded toy world stands in for inputs the user did not name."""
-    toy = [f"{k}={v}" for k, v in r.flat.items() if k in TOY_KEYS and isinstance(v, str) and v.startswith("toy:")]
-    if r.command.startswith("train") and not r.flat.get("online"):
-        toy = [t for t in toy if not t.startswith("prompts=")]
-    elif r.command.startswith("train"):
-        toy = [t for t in toy if not t.startswith("data=")]
-    if toy and r.command.split()[0] in ("train", "decode"):
-        print(f"using the toy world: {', '.join(toy)} (pass --model / --data / --prompts for your own)",
+    """One line when the embedded toy world stands in for inputs the user did not name: the toy values of the
+    sections this run reads (a switch's options only when the switch is on: no base model for plain decoding)."""
+    if r.command.split()[0] not in ("train", "decode"):
+        return
+    values = {f.name: getattr(section, f.name) for key, section in r.sections.items()
+              if dataclasses.is_dataclass(section) and r.enabled.get(key, True)
+              for f in dataclasses.fields(section) if f.name in TOY_KEYS}
+    if r.command.startswith("train"):  # online training reads prompts, offline training reads pairs
+        values.pop("data" if r.flat.get("online") else "prompts", None)
+    toy = {k: v for k, v in values.items() if isinstance(v, str) and v.startswith("toy:")}
+    if toy:
+        flags = " / ".join("--" + k.replace("_", "-") for k in toy)
+        print(f"using the toy world: {', '.join(f'{k}={v}' for k, v in toy.items())} (pass {flags} for your own)",
               file=sys.stderr)
 
 

@@ -142,9 +142,14 @@ def test_base_model_with_another_vocabulary_is_refused(saved_models, prompts_fil
 def test_toy_world_defaults_conformative_weight_zero_equals_plain(tmp_path):
     # the defaults: --model toy:instruct --base-model toy:base --prompts toy:prompts
     plain, mixed = tmp_path / "plain.jsonl", tmp_path / "mixed.jsonl"
-    assert decode("--output", str(plain), "--top-p", "0.9").exit_code == 0
+    result = decode("--output", str(plain), "--top-p", "0.9")
+    assert result.exit_code == 0
+    # one line names the toy inputs this run reads: no base model for plain decoding
+    assert ("using the toy world: model=toy:instruct, prompts=toy:prompts (pass --model / --prompts for your own)"
+            in result.output)
     result = decode("--output", str(mixed), "--top-p", "0.9", "--conformative", "--weight", "0")
     assert result.exit_code == 0, result.output
+    assert "prompts=toy:prompts, base_model=toy:base (pass --model / --prompts / --base-model" in result.output
     rows = lambda p: [json.loads(line) for line in p.read_text().splitlines()]  # noqa: E731
     assert [r["text"] for r in rows(mixed)] == [r["text"] for r in rows(plain)]
     assert rows(mixed)[0]["decoder_options"]["base_model"] == "toy:base"

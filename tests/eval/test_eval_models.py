@@ -80,6 +80,10 @@ def test_exact_toy_evaluation_is_reported(tmp_path):
     assert report["exact"]["mean"]["kl"] >= 0.0
     assert report["files"] == [] and exact is not None
     assert "Exact toy evaluation" in (out / "report.md").read_text()
+    # no generations: no empty metric table, no "skipped: needs --reward" notes, just the exact figures
+    assert report["metrics"] == {} and report["skipped"] == {} and report["notes"] == []
+    assert "## Metrics" not in (out / "report.md").read_text()
+    assert "exact: expected_reward=0.8025" in result.output and "mean over prompts" not in result.output
 
 
 def test_model_without_generations_decodes_first(tmp_path):

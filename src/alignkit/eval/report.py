@@ -24,26 +24,28 @@ def _rows(doc: dict) -> list[list[str]]:
 
 def markdown(doc: dict[str, Any]) -> str:
     files = doc["files"]
-    lines = ["# alignkit eval report", ""]
+    lines = ["# alignkit eval report"]
     s = doc["settings"]
-    lines += [f"Mean over prompts with a {int(s['ci_level'] * 100)} % bootstrap interval over prompts "
-              f"({s['bootstrap']} resamples, seed {s['seed']}). Reward: {s['reward'] or 'none'}; "
-              f"embedder: {s['embedder'] or 'none'}; pass threshold: {s['pass_threshold']}.", ""]
-    lines += ["## Inputs", "", "| file | path | lines | malformed | evaluated | prompts | samples |",
-              "|---|---|---|---|---|---|---|"]
-    for f in files:
-        c = f["counts"]
-        lines.append(f"| {f['label']} | `{f['path']}` | {c['lines']} | {c['malformed']} | {c['evaluated']} | "
-                     f"{c['prompts']} | {c['samples']} |")
-    lines += ["", "## Metrics", "", "| metric | kind | better | " + " | ".join(f["label"] for f in files) + " |",
-              "|---|---|---|" + "---|" * len(files)]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(doc)]
+    if files:  # `eval --exact --model M` alone has no generations: no input or metric table
+        lines += ["", f"Mean over prompts with a {int(s['ci_level'] * 100)} % bootstrap interval over prompts "
+                  f"({s['bootstrap']} resamples, seed {s['seed']}). Reward: {s['reward'] or 'none'}; "
+                  f"embedder: {s['embedder'] or 'none'}; pass threshold: {s['pass_threshold']}.", ""]
+        lines += ["## Inputs", "", "| file | path | lines | malformed | evaluated | prompts | samples |",
+                  "|---|---|---|---|---|---|---|"]
+        for f in files:
+            c = f["counts"]
+            lines.append(f"| {f['label']} | `{f['path']}` | {c['lines']} | {c['malformed']} | {c['evaluated']} | "
+                         f"{c['prompts']} | {c['samples']} |")
+        lines += ["", "## Metrics", "", "| metric | kind | better | " + " | ".join(f["label"] for f in files) + " |",
+                  "|---|---|---|" + "---|" * len(files)]
+        lines += ["| " + " | ".join(row) + " |" for row in _rows(doc)]
     if "exact" in doc:
         e = doc["exact"]
         lines += ["", f"## Exact toy evaluation of `{e['model']}` (reference `{e['ref_model']}`)", "",
-                  "| expected reward | entropy | KL | outside mass |", "|---|---|---|---|",
+                  "| expected reward | entropy | KL | expected length (words) | outside mass |", "|---|---|---|---|---|",
                   "| " + " | ".join("—" if e["mean"].get(k) is None else f"{e['mean'][k]:.4g}"
-                                   for k in ("expected_reward", "entropy", "kl", "outside_mass")) + " |"]
+                                   for k in ("expected_reward", "entropy", "kl", "expected_length",
+                                             "outside_mass")) + " |"]
     if doc.get("plots"):
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in doc["plots"]]
     if doc["notes"]:
@@ -55,13 +57,14 @@ def print_table(doc: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="alignkit eval: mean over prompts [95% bootstrap CI]")
-    for col in ("metric", "kind", "better", *(f["label"] for f in doc["files"])):
-        table.add_column(col)
-    for row in _rows(doc):
-        table.add_row(*row)
     console = Console()
-    console.print(table)
+    if doc["files"]:  # `eval --exact --model M` alone evaluates no generations: no table to show
+        table = Table(title="alignkit eval: mean over prompts [95% bootstrap CI]")
+        for col in ("metric", "kind", "better", *(f["label"] for f in doc["files"])):
+            table.add_column(col)
+        for row in _rows(doc):
+            table.add_row(*row)
+        console.print(table)
     for f in doc["files"]:
         c = f["counts"]
         console.print(f"{f['label']}: evaluated {c['evaluated']} of {c['lines']} lines "

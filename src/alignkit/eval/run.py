@@ -129,7 +129,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     if not paths and not cfg.exact:
         paths = _decode_first(cfg)
 
-    metrics, skipped = select_metrics(cfg)
+    # No generations (--exact alone): no sample metric runs, so none is listed or reported as skipped
+    metrics, skipped = select_metrics(cfg) if paths else ([], {})
     reward_fn = embed_fn = None
     if cfg.reward is not None:
         from alignkit.eval.rewards import load_reward

@@ -102,6 +102,17 @@ def test_dpo_online_returns_by_hand_and_a_run_through_the_cli(model_dir, prompts
     assert rows[-1]["kl"] > 0.1  # it paid for the reward with distance from the reference
 
 
+def test_online_kl_with_lora_uses_the_adapter_off_model_as_reference(model_dir, prompts, tmp_path):
+    """Online --lora: no second model; the KL estimate is 0 while the adapter is still at zero (step 1) and
+    grows once it has moved, and the output is an adapter."""
+    out = train(model_dir, prompts, tmp_path / "lora", {"constraint": "kl", "beta": 0.1, "gamma": 0.5}, max_steps=6,
+                lora=True, lora_rank=4)
+    rows = metrics(out)
+    assert (out / "adapter_config.json").is_file()
+    assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-5)
+    assert abs(rows[-1]["kl"]) > 1e-3
+
+
 class Crash(Exception):
     pass
 

@@ -79,7 +79,8 @@ def test_logged_metrics_and_a_kl_reference(model_dir, prompts, tmp_path):
 
 
 def test_dpo_online_returns_by_hand_and_a_run_through_the_cli(model_dir, prompts, tmp_path):
-    """`train dpo --online`: DPO's objective E[r] − β KL by policy gradient; return r/β − (log π_θ − log π_ref)."""
+    """`train dpo --online`: DPO's objective E[r] − β KL by policy gradient,
+    return r/β − (log π_θ − log π_ref)."""
     from alignkit.builtins.objectives import DPOOptions, dpo_online_returns, dpo_online_state
 
     state = dpo_online_state(DPOOptions(beta=0.5))

@@ -42,7 +42,8 @@ def markdown(doc: dict[str, Any]) -> str:
     if "exact" in doc:
         e = doc["exact"]
         lines += ["", f"## Exact toy evaluation of `{e['model']}` (reference `{e['ref_model']}`)", "",
-                  "| expected reward | entropy | KL | expected length (words) | outside mass |", "|---|---|---|---|---|",
+                  "| expected reward | entropy | KL | expected length (words) | outside mass |",
+                  "|---|---|---|---|---|",
                   "| " + " | ".join("—" if e["mean"].get(k) is None else f"{e['mean'][k]:.4g}"
                                    for k in ("expected_reward", "entropy", "kl", "expected_length",
                                              "outside_mass")) + " |"]

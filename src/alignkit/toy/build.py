@@ -3,9 +3,9 @@
     python -m alignkit.toy.build [--seed 0] [--out src/alignkit/toy/artifacts]
 
 Writes, under --out: base/ and instruct/ (tokenizer + Llama model folders, each loadable with
-AutoTokenizer / AutoModelForCausalLM.from_pretrained), prefs.jsonl (TRL standard pairs), prompts.jsonl
-and prefs-onpolicy.jsonl (on-policy pairs, drawn from instruct alone), prompts.jsonl (prompt-only rows), world.json
-(the world as data) and report.json (exact evaluation of both models, pair statistics).
+AutoTokenizer / AutoModelForCausalLM.from_pretrained), prefs.jsonl (TRL standard pairs) and prefs-onpolicy.jsonl
+(on-policy pairs, drawn from instruct alone), prompts.jsonl (prompt-only rows), world.json (the world as data) and
+report.json (exact evaluation of both models, pair statistics).
 
     python -m alignkit.toy.build --pairs-only     rewrites the two pair files from the shipped models (seconds)
 
@@ -13,8 +13,8 @@ Steps: (1) a word-level tokenizer over the world's 36 words; (2) a 2-layer Llama
 (3) base = maximum likelihood on samples of a broad distribution over all 880 responses per prompt, poor ones
 included; (4) instruct = base fine-tuned on good responses (reward ≥ 0.7, weighted by reward); (5) preference
 pairs: two different responses sampled from base (3/4) or instruct (1/4), labelled by a Bradley–Terry draw on
-the true reward; the on-policy set draws both responses from instruct. Step (5) is `make_pairs`, a function of the two models and the seed alone, so that it can be
-checked for determinism without retraining.
+the true reward; the on-policy set draws both responses from instruct. Step (5) is `make_pairs`, a function of the
+two models and the seed alone, so that it can be checked for determinism without retraining.
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ DEFAULT_OUT = Path(__file__).parent / "artifacts"
 BT_SCALE = 10.0  # P(y1 ≻ y2) = σ(BT_SCALE · (r1 − r2))
 N_PAIRS = 2000
 BASE_SHARE = 0.75  # share of toy:prefs pairs sampled from the base model (the rest from instruct)
-# The pair sets: toy name (its file is toy.NAMES[name]) -> share of pairs drawn from base. toy:prefs-onpolicy draws every pair from
-# toy:instruct, the model training starts from, as on-policy preference data is collected from the SFT model.
+# The pair sets: toy name (its file is toy.NAMES[name]) -> share of pairs drawn from base. toy:prefs-onpolicy
+# draws every pair from toy:instruct, the model training starts from, as on-policy data comes from the SFT model.
 PAIR_SETS = {"toy:prefs": BASE_SHARE, "toy:prefs-onpolicy": 0.0}
 MODEL_SIZE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=4, max_position_embeddings=32)
@@ -142,17 +142,23 @@ def train(model: Any, tokenizer: Any, targets: dict[str, list[float]], steps: in
 
 def make_pairs(base: Any, instruct: Any, tokenizer: Any, seed: int, n: int = N_PAIRS,
                base_share: float = BASE_SHARE) -> list[dict[str, str]]:
-    """n preference pairs {"prompt", "chosen", "rejected"}; deterministic given the models and the seed.
+    """n preference pairs {"prompt", "chosen", "rejected"}; deterministic given the models and the seed."""
+    return draw_pairs(pair_distributions(base, instruct, tokenizer), seed, n, base_share)
 
-    Each pair: a prompt uniformly, a model (base with probability base_share, else instruct), two different
-    responses drawn from that model's exact distribution over the enumerated set (renormalised), labelled by a Bradley–Terry draw on the true reward.
-    """
+
+def pair_distributions(base: Any, instruct: Any, tokenizer: Any) -> dict[tuple[str, str], list[float]]:
+    """(model name, prompt) -> that model's exact distribution over the prompt's enumerated responses."""
     from alignkit.toy.exact import sequence_distribution
 
-    dists = {}
-    for name, model in (("base", base), ("instruct", instruct)):
-        for p in world.PROMPTS:
-            dists[name, p] = sequence_distribution(model, tokenizer, p)["logprobs"].exp().tolist()
+    return {(name, p): sequence_distribution(model, tokenizer, p)["logprobs"].exp().tolist()
+            for name, model in (("base", base), ("instruct", instruct)) for p in world.PROMPTS}
+
+
+def draw_pairs(dists: dict[tuple[str, str], list[float]], seed: int, n: int = N_PAIRS,
+               base_share: float = BASE_SHARE) -> list[dict[str, str]]:
+    """Each pair: a prompt uniformly, a model (base with probability base_share, else instruct), two different
+    responses drawn from that model's distribution in `dists`, labelled by a Bradley–Terry draw on the true reward.
+    """
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
@@ -191,9 +197,10 @@ def pair_statistics(pairs: list[dict[str, str]]) -> dict[str, float]:
 
 def write_pairs(out: Path, base: Any, instruct: Any, tokenizer: Any, seed: int) -> dict[str, dict[str, float]]:
     """Writes every PAIR_SETS file under `out`; returns their statistics by toy name."""
+    dists = pair_distributions(base, instruct, tokenizer)  # once: the sets differ only in the draws
     stats = {}
     for name, base_share in PAIR_SETS.items():
-        pairs = make_pairs(base, instruct, tokenizer, seed, base_share=base_share)
+        pairs = draw_pairs(dists, seed, base_share=base_share)
         _write_jsonl(out / NAMES[name], pairs)
         stats[name] = pair_statistics(pairs)
     return stats
@@ -213,8 +220,7 @@ def rewrite_pairs(out: Path = DEFAULT_OUT, seed: int = 0) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     base, instruct, tokenizer = load_built(out)
-    with torch.no_grad():
-        stats = write_pairs(out, base, instruct, tokenizer, seed)
+    stats = write_pairs(out, base, instruct, tokenizer, seed)
     report = json.loads((out / "report.json").read_text())
     report["pairs"] = stats
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")

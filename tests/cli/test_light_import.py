@@ -18,3 +18,12 @@ def test_help_runs_through_the_console_script():
     assert out.returncode == 0
     for command in ("prepare", "train", "decode", "eval", "plugins", "validate"):
         assert command in out.stdout
+
+
+
+def test_python_dash_m_alignkit_is_the_cli():
+    """`python -m alignkit` (what torchrun and accelerate launch run) is the same CLI."""
+    out = subprocess.run([sys.executable, "-m", "alignkit", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for command in ("prepare", "train", "decode", "eval", "plugins", "validate"):
+        assert command in out.stdout

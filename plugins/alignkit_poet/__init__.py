@@ -25,4 +25,4 @@ def poet(chosen_mask: Any, rejected_mask: Any) -> Any:
 def register_transforms(register):
     register(Transform(
         name="poet", help="POET: train on the first min(|chosen|, |rejected|) tokens of both responses.",
-        apply=poet, composes_with=("dpo", "simpo", "hdpo", "qempo"), paper="arXiv 2506.09457v3"))
+        apply=poet, paper="arXiv 2506.09457v3"))

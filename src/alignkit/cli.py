@@ -261,9 +261,7 @@ def build_app(registry: Registry | None = None) -> typer.Typer:
                         help="Train a policy; one subcommand per objective (alignkit plugins lists them).")
     transforms = registry.all("transform")
     for objective in registry.all("objective"):
-        usable = [t for t in transforms if t.composes_with is None or objective.name in t.composes_with]
-        if "pairwise" not in objective.modes:
-            usable = []
+        usable = transforms if "pairwise" in objective.modes else []  # transforms compose with every pairwise loss
         sections = [Section("train", C.TrainConfig), *_options_section("objective", objective.options)]
         for t in usable:
             sections += _options_section(t.name, t.options)

@@ -46,6 +46,40 @@ def field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+FLAG_TYPES = (bool, int, float, str)
+
+
+def _flag_type(annotation: Any) -> Any:
+    """The scalar type behind `T`, `T | None` or `list[str]`, or None when the CLI cannot take it as a flag."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is list:
+        return str if args == [str] else None
+    if args and typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return _flag_type(args[0]) if len(args) == 1 else None
+    return annotation if annotation in FLAG_TYPES else None
+
+
+def check_options(cls: type, where: str) -> None:
+    """Every field of a plugin's options dataclass must be a flag the CLI can build: bool, int, float, str, one of
+    those or None, or list[str]; raises TypeError naming the field otherwise (so a bad plugin fails at loading,
+    inside its isolation, not when `alignkit --help` builds its flags)."""
+    try:
+        types = field_types(cls)
+    except Exception as exc:  # an annotation that does not resolve
+        raise TypeError(f"{where}: options type hints do not resolve ({exc})") from None
+    for f in dataclasses.fields(cls):
+        if _flag_type(types[f.name]) is None:
+            raise TypeError(f"{where}: option '{f.name}' has type {types[f.name]}, which is not a flag type "
+                            "(bool, int, float, str, one of them or None, list[str])")
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+            raise TypeError(f"{where}: option '{f.name}' needs a default")
+
+
+def reserved_flags() -> set[str]:
+    """Names an objective's options may not take: `train`'s own flags and the switches every command has."""
+    return {f.name for f in dataclasses.fields(TrainConfig)} | {"config", "print_config"}
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Command configs. Field order is the order in --help.
 

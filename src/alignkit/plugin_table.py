@@ -6,7 +6,7 @@ import dataclasses
 from rich.console import Console
 from rich.table import Table
 
-from alignkit.registry import RECORD_TYPES, NoOptions, Registry
+from alignkit.registry import KINDS, NoOptions, Registry
 
 
 def _options(cls: type) -> str:
@@ -21,13 +21,14 @@ def _details(record) -> str:
         parts.append("modes: " + ",".join(record.modes))
         opts = record.options()
         caps = [c for c, on in (("needs_reference", record.requires_reference(opts)),
-                                ("length_normalized", record.is_length_normalized(opts)),
-                                ("needs_reward", record.requires_reward(opts))) if on]
+                                ("length_normalized", record.is_length_normalized(opts))) if on]
         parts.append("capabilities (defaults): " + (",".join(caps) or "none"))
     if getattr(record, "kind", None) in ("quality", "diversity"):
         parts.append(f"{record.kind}, {'higher' if record.higher_is_better else 'lower'} is better")
-    if getattr(record, "composes_with", None):
-        parts.append("composes with: " + ",".join(record.composes_with))
+    if record.kind_name == "transform":
+        parts.append("composes with: every pairwise objective")
+    if record.kind_name == "resource":
+        parts.append(f"stands for a {record.kind}" + (" (a family of specs)" if record.matches else ""))
     if getattr(record, "options", NoOptions) is not NoOptions and _options(record.options):
         parts.append("options: " + _options(record.options))
     if getattr(record, "paper", ""):
@@ -43,7 +44,7 @@ def print_plugins(registry: Registry, show_all: bool = False) -> None:
     table.add_column("name")
     table.add_column("details" if show_all else "summary", overflow="fold")
     for plugin in registry.plugins:
-        records = [r for kind in RECORD_TYPES for r in registry.all(kind) if r.plugin == plugin]
+        records = [r for kind in KINDS for r in registry.all(kind) if r.plugin == plugin]
         if not records:
             table.add_row(plugin, "-", "-", "(registers nothing yet)")
         for r in records:

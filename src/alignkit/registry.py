@@ -34,7 +34,9 @@ class Objective:
         response token counts; returns `PairwiseLoss(losses (B,), chosen_rewards (B,), rejected_rewards (B,))`,
         rewards detached. Length normalisation, if any, happens inside from the token counts.
     online: an `OnlineSpec` for online (sampled, rewarded) training, or None.
-    needs_reference / length_normalized / needs_reward: capabilities, fixed or a function of the options.
+    Capabilities, each fixed or a function of the options, and each read by the engine (never the name):
+    needs_reference: the engine computes reference log-probs (and loads a reference) only when this is true;
+    length_normalized: the loss compares mean token log-probs, so the engine logs `logps/*` as means, as TRL does.
     """
 
     name: str
@@ -44,7 +46,6 @@ class Objective:
     online: Any = None
     needs_reference: bool | Callable[[Any], bool] = True
     length_normalized: bool | Callable[[Any], bool] = False
-    needs_reward: bool | Callable[[Any], bool] = False
     paper: str = ""
     plugin: str = ""
 
@@ -60,9 +61,6 @@ class Objective:
 
     def is_length_normalized(self, options: Any) -> bool:
         return _capability(self.length_normalized, options)
-
-    def requires_reward(self, options: Any) -> bool:
-        return _capability(self.needs_reward, options)
 
 
 @dataclass(frozen=True)
@@ -86,18 +84,18 @@ class OnlineSpec:
 
 @dataclass(frozen=True)
 class Transform:
-    """A pair transform enabled by `train --<name>`.
+    """A pair transform enabled by `train --<name>`; its options are `--<name>-<option>` flags.
 
     apply(chosen_mask (B, Tc) bool, rejected_mask (B, Tr) bool, **options) -> (chosen_mask, rejected_mask):
     masks over response tokens (EOS included); the transform returns the masks the objective should sum over.
-    composes_with: objective names it may be combined with; None means every pairwise objective.
+    It composes with every objective that has a pairwise loss: those are the objectives that sum masked token
+    log-probs, whoever registered them.
     """
 
     name: str
     help: str
     apply: Callable[..., Any]
     options: type = NoOptions
-    composes_with: tuple[str, ...] | None = None
     paper: str = ""
     plugin: str = ""
 
@@ -109,6 +107,8 @@ class Decoder:
     """A next-token distribution strategy, chosen with `decode --<name>` (`sample` is the default).
 
     make(options) -> an object the sampling loop drives; its contract is documented in `alignkit.engine.sample`.
+    Its options are `--<name>-<option>` flags of `decode`, accepted only with the `--<name>` switch, so two
+    decoders may both have a `weight`.
     """
 
     name: str
@@ -177,13 +177,47 @@ class Format:
     kind_name = "format"
 
 
-RECORD_TYPES: dict[str, type] = {
-    "objective": Objective,
-    "transform": Transform,
-    "decoder": Decoder,
-    "metric": Metric,
-    "reward": RewardSource,
-    "format": Format,
+@dataclass(frozen=True)
+class Resource:
+    """A name that stands for a model or a data set (`toy:instruct`, `toy:prefs`), or a family of specs that need
+    a step before transformers or alignkit's readers can open them (any `*.gguf` file).
+
+    kind: 'model' (a --model / --ref-model / --base-model spec) or 'data' (a data, prompts or prepare spec).
+    resolve(spec) -> str: the folder or file the spec stands for; called when a command needs it, so it may be slow
+        (it may convert a file once into a cache) and may import torch.
+    matches(spec) -> bool for a family of specs; None: the record stands for its `name` exactly.
+    """
+
+    name: str
+    help: str
+    kind: Literal["model", "data"]
+    resolve: Callable[[str], str]
+    matches: Callable[[str], bool] | None = None
+    priority: int = 0
+    plugin: str = ""
+
+    kind_name = "resource"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of record: its class, the hook that registers it, and how `alignkit plugins` titles it."""
+
+    record: type
+    hook: str
+    title: str
+
+
+# The one table of record kinds: plugin loading, `alignkit plugins` and the docs read it (hookspecs declare the
+# same hooks; tests/cli/test_plugins.py checks the two agree).
+KINDS: dict[str, Kind] = {
+    "objective": Kind(Objective, "register_objectives", "objectives"),
+    "transform": Kind(Transform, "register_transforms", "transforms"),
+    "decoder": Kind(Decoder, "register_decoders", "decoders"),
+    "metric": Kind(Metric, "register_metrics", "metrics"),
+    "reward": Kind(RewardSource, "register_rewards", "reward sources"),
+    "format": Kind(Format, "register_formats", "formats"),
+    "resource": Kind(Resource, "register_resources", "resources"),
 }
 
 
@@ -191,24 +225,55 @@ class Registry:
     """Records by kind and name. Duplicate names are an error naming both plugins."""
 
     def __init__(self) -> None:
-        self._tables: dict[str, dict[str, Any]] = {kind: {} for kind in RECORD_TYPES}
+        self._tables: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         self.failures: list[tuple[str, str]] = []  # (plugin, one-line reason) for plugins that were skipped
         self.plugins: list[str] = []  # every plugin that loaded, in load order (some register nothing yet)
 
     def add(self, record: Any, plugin: str) -> None:
+        """Validate one record (see `check`) and add it under its plugin's name."""
+        self.check(record, plugin)
+        self._tables[record.kind_name][record.name] = dataclasses.replace(record, plugin=plugin)
+
+    def check(self, record: Any, plugin: str) -> None:
+        """Everything that would break a command later, refused now: a foreign object, a bad name, options that are
+        not a dataclass of flag-able fields, a flag that clashes with another, a name another plugin has."""
+        from alignkit.config import check_options, reserved_flags  # the contract's own config; no torch
+
         kind = getattr(record, "kind_name", None)
-        if kind not in self._tables:
+        if kind not in self._tables or not isinstance(record, KINDS[kind].record):
             raise TypeError(f"plugin '{plugin}' registered {record!r}, which is not an alignkit.registry record")
-        if not dataclasses.is_dataclass(getattr(record, "options", NoOptions)):
-            raise TypeError(f"{kind} '{record.name}' from plugin '{plugin}': options must be a dataclass")
+        name = getattr(record, "name", None)
+        if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
+            raise TypeError(f"plugin '{plugin}' registered a {kind} with the name {name!r}; names are one word")
+        options = getattr(record, "options", NoOptions)
+        if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
+            raise TypeError(f"{kind} '{name}' from plugin '{plugin}': options must be a dataclass")
+        check_options(options, f"{kind} '{name}' from plugin '{plugin}'")
+        if kind == "objective":  # an objective's options are flags of `train <name>` beside TrainConfig's
+            taken = reserved_flags() | set(self.names("transform"))
+            clash = sorted(f.name for f in dataclasses.fields(options) if f.name in taken)
+            if clash:
+                raise TypeError(f"objective '{name}' from plugin '{plugin}': option '{clash[0]}' has the name of a "
+                                "train flag (--" + clash[0].replace("_", "-") + "); rename it")
+        if kind == "transform":
+            clash = [o.name for o in self.all("objective")
+                     if name in {f.name for f in dataclasses.fields(o.options)}]
+            if name in reserved_flags() or clash:
+                raise TypeError(f"transform '{name}' from plugin '{plugin}': its switch --{name} clashes with "
+                                + (f"an option of objective '{clash[0]}'" if clash else "a train flag"))
         table = self._tables[kind]
-        if record.name in table:
-            other = table[record.name].plugin
+        if name in table:
+            other = table[name].plugin
             raise UserError(
-                f"{kind} '{record.name}' is registered by both plugin '{other}' and plugin '{plugin}'; "
+                f"{kind} '{name}' is registered by both plugin '{other}' and plugin '{plugin}'; "
                 "uninstall one or limit plugins with ALIGNKIT_LOAD_PLUGINS"
             )
-        table[record.name] = dataclasses.replace(record, plugin=plugin)
+
+    def drop_plugin(self, kind: str, plugin: str) -> None:
+        """Remove every record of `kind` that `plugin` registered (a plugin that failed halfway leaves nothing)."""
+        table = self._tables[kind]
+        for name in [n for n, r in table.items() if r.plugin == plugin]:
+            del table[name]
 
     def get(self, kind: str, name: str) -> Any:
         table = self._tables[kind]
@@ -231,6 +296,24 @@ class Registry:
     def records(self) -> Iterable[Any]:
         for kind in self._tables:
             yield from self.all(kind)
+
+
+@dataclass
+class Run:
+    """What the training lifecycle hooks see (alignkit.hookspecs: train_started, step_logged, train_finished).
+
+    A plugin keeps what it needs between hooks in `state` under its own name (e.g. the toy world keeps its
+    starting figures there); everything else is read-only.
+    """
+
+    config: Any                 # the TrainConfig of the run
+    objective: str              # the objective's registered name
+    resolved: dict              # the flat resolved config, as <output>/alignkit.yaml holds it
+    output: Any                 # pathlib.Path of the run folder
+    tokenizer: Any
+    policy: Any                 # the model being trained (the starting model in train_started)
+    total_steps: int
+    state: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -35,15 +35,10 @@ class Source:
 
 
 def resolve_spec(spec: str) -> str:
-    """`toy:prefs` / `toy:prompts` become the packaged .jsonl; anything else is returned as is."""
-    if spec.startswith("toy:"):
-        from alignkit import toy  # imported lazily: the toy world is optional at import time
+    """The file or folder behind a data spec: a registered resource (toy:prefs) or the spec as is."""
+    from alignkit.plugins import resolve_resource
 
-        resolve = getattr(toy, "resolve", None)
-        if resolve is None:
-            raise UserError(f"'{spec}' is not available in this build (alignkit.toy.resolve is missing)")
-        return str(resolve(spec))
-    return spec
+    return resolve_resource(spec, "data")
 
 
 def open_source(spec: str, split: str = "train", limit: int | None = None) -> Source:

@@ -64,10 +64,9 @@ def _rows(path: Path) -> list[tuple[int, Any]]:
 
 def read_prompts(spec: str) -> tuple[list[tuple[Any, Any]], list[int]]:
     """[(prompt_id, prompt)] and the row numbers skipped for having no usable 'prompt'."""
-    if spec.startswith("toy:"):
-        from alignkit import toy
+    from alignkit.plugins import resolve_resource
 
-        spec = str(toy.resolve(spec))
+    spec = resolve_resource(spec, "data")
     path = Path(spec)
     if not path.exists():
         raise UserError(f"prompts file '{spec}' does not exist")

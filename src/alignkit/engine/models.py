@@ -7,12 +7,10 @@ from alignkit.errors import UserError
 
 
 def resolve_path(spec: str) -> str:
-    """A `toy:*` name becomes the packaged folder; anything else is passed to transformers as is."""
-    if spec.startswith("toy:"):
-        from alignkit import toy
+    """The folder behind a model spec: a registered resource (toy:instruct, a .gguf file) or the spec as is."""
+    from alignkit.plugins import resolve_resource
 
-        return str(toy.resolve(spec))
-    return spec
+    return resolve_resource(spec, "model")
 
 
 def pick_device(device: str = "auto") -> Any:

@@ -49,8 +49,9 @@ def test_encode_prompts_plain_and_chat(tokenizer):
     messages = [{"role": "user", "content": "ab"}]
     with pytest.raises(UserError, match="no chat template"):
         encode_prompts(tokenizer, [messages])
-    with pytest.raises(UserError, match="string prompts"):
-        encode_prompts(tokenizer, [messages], template="plain")
+    # plain flattens messages to 'role: content' text, as prepare renders them: the same ids in training and decode
+    assert encode_prompts(tokenizer, [messages], template="plain") == [
+        tokenizer("user: ab\nassistant: ")["input_ids"]]
     tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}={% endfor %}"
     try:
         assert encode_prompts(tokenizer, [messages]) == [[3, 4, tokenizer.convert_tokens_to_ids("=")]]  # auto uses the template for messages

@@ -108,8 +108,9 @@ def train(model: Any, tokenizer: Any, targets: dict[str, list[float]], steps: in
     rng = random.Random(seed)
     torch.manual_seed(seed)
     prompts = list(targets)
-    prompt_ids = {p: world.token_ids(tokenizer, [p], eos=False)[0] for p in prompts}
-    response_ids = {p: world.token_ids(tokenizer, world.responses(p)) for p in prompts}
+    encoded = {p: world.encode(tokenizer, p, world.responses(p)) for p in prompts}
+    prompt_ids = {p: encoded[p][0] for p in prompts}
+    response_ids = {p: encoded[p][1] for p in prompts}
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     model.train()
     losses = []
@@ -170,7 +171,7 @@ def draw_pairs(dists: dict[tuple[str, str], list[float]], seed: int, n: int = N_
         r1, r2 = reward.score(prompt, y1), reward.score(prompt, y2)
         y1_wins = rng.random() < 1.0 / (1.0 + math.exp(-BT_SCALE * (r1 - r2)))
         chosen, rejected = (y1, y2) if y1_wins else (y2, y1)
-        rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+        rows.append({"prompt": prompt, "chosen": world.SEPARATOR + chosen, "rejected": world.SEPARATOR + rejected})
     return rows
 
 

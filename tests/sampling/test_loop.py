@@ -3,7 +3,7 @@ padding against one prompt at a time, greedy decoding against transformers' gene
 import pytest
 import torch
 
-from alignkit.builtins.decoders import SampleDecoder
+from alignkit.engine.distributions import SampleDecoder
 from alignkit.engine.sample import SamplingSettings, encode_prompts, sample
 from alignkit.errors import UserError
 

@@ -11,7 +11,7 @@ torch.set_num_threads(1)
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from alignkit import toy  # noqa: E402
-from alignkit.builtins.decoders import SampleDecoder  # noqa: E402
+from alignkit.engine.distributions import SampleDecoder  # noqa: E402
 from alignkit.engine.sample import SamplingSettings, make_generator, sample_batch  # noqa: E402
 from alignkit.errors import UserError  # noqa: E402
 from alignkit.toy import build, reward, world  # noqa: E402

@@ -47,7 +47,7 @@ def _runner(module: str, what: str) -> Callable[..., Any]:
 
 
 def _run_prepare(r: Resolved) -> None:
-    _runner("alignkit.data.prepare", "alignkit prepare")(r.sections["prepare"])
+    _runner("alignkit.data.save", "alignkit prepare")(r.sections["prepare"])
 
 
 def _train_runner(objective_name: str) -> Callable[[Resolved], None]:

@@ -1,4 +1,4 @@
-"""`alignkit prepare DATA --output DIR`: raw rows -> canonical rows -> template -> token ids, on disk.
+"""The prepare pipeline: raw rows -> canonical rows -> token ids, in memory (alignkit.data.save writes them).
 
     alignkit prepare prefs.jsonl --model Qwen/Qwen2.5-0.5B-Instruct --output data/prefs --max-length 1024
 
@@ -17,7 +17,6 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from alignkit.config import PrepareConfig
@@ -348,69 +347,3 @@ class _progress:
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The command
-
-
-def write(result: PrepareResult, output: str | Path) -> Path:
-    out = Path(output)
-    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
-        raise UserError(f"--output '{out}' exists and is not a prepared data set; choose an empty folder")
-    out.mkdir(parents=True, exist_ok=True)
-    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-
-    quiet = are_progress_bars_disabled()
-    disable_progress_bars()  # a save bar for a few MB is noise next to the summary
-    try:
-        result.dataset.save_to_disk(str(out))  # the folder itself loads with datasets.load_from_disk
-    finally:
-        if not quiet:
-            enable_progress_bars()
-    (out / "manifest.json").write_text(json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n")
-    with (out / "rejects.jsonl").open("w", encoding="utf-8") as f:
-        for record in result.rejects:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return out
-
-
-def malformed_lines(rejects: list[dict]) -> list[int]:
-    return [r["line"] for r in rejects if r["reason"] == "malformed JSON" and "line" in r]
-
-
-def summary_table(result: PrepareResult) -> Any:
-    """Rows read, kept and rejected (one line per reason; malformed JSON with its line numbers)."""
-    from rich.table import Table
-
-    counts = result.manifest["counts"]
-    table = Table()
-    table.add_column("rows")
-    table.add_column("count", justify="right")
-    table.add_row("read", str(counts["read"]))
-    table.add_row("kept", str(counts["kept"]))
-    table.add_row("rejected", str(counts["rejected"]))
-    for reason, n in sorted(counts["rejected_by_reason"].items(), key=lambda kv: -kv[1]):
-        label = f"  {reason}"
-        if reason == "malformed JSON":
-            lines = malformed_lines(result.rejects)
-            label += f" (lines {', '.join(map(str, lines[:20]))}{', ...' if len(lines) > 20 else ''})"
-        table.add_row(label, str(n))
-    if counts["truncated"]:
-        table.add_row("truncated (kept)", str(counts["truncated"]))
-    return table
-
-
-def run(cfg: PrepareConfig) -> None:
-    from rich.console import Console
-
-    result = prepare(cfg)
-    out = write(result, cfg.output)
-    m, c = result.manifest, result.manifest["counts"]
-    console = Console(highlight=False)
-    console.print(f"alignkit prepare: {m['source']} -> {out}")
-    console.print(f"format {m['format']} ({m['kind']}), template {m['template']}, "
-                  f"tokenizer {m['tokenizer']['name']}")
-    console.print(summary_table(result))
-    console.print(f"{c['read']} rows read = {c['kept']} kept + {c['rejected']} rejected "
-                  f"(reasons in {out / 'rejects.jsonl'})")

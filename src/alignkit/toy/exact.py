@@ -136,7 +136,6 @@ def decoder_distribution(decoder: Any, models: dict[str, Any], tokenizer: Any, p
     decoder.extra_models, e.g. {"policy": instruct, "base": base}). settings: a SamplingSettings (default: its
     defaults, temperature 1 and no truncation). logprobs is -inf for a response the decoder can never produce.
     """
-    import torch
 
     from alignkit.engine.sample import SamplingSettings
     from alignkit.errors import UserError

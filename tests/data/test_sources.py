@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from alignkit.config import PrepareConfig
+from alignkit.data.prepare import prepare
 from alignkit.data.sources import open_source
 from alignkit.errors import UserError
 
@@ -135,3 +137,23 @@ def test_unreadable_whole_files_are_one_user_error(tmp_path, name, data, message
     with pytest.raises(UserError, match=message):
         list(open_source(str(tmp_path / name)).rows)
 
+
+def test_non_finite_ultrafeedback_scores_are_rejects(tokenizer, tmp_path):
+    """Python's json reads NaN / Infinity / -Infinity literals; each becomes a reject, not a NaN column."""
+    user = {"role": "user", "content": "What is 2+2?"}
+
+    def row(chosen, rejected):
+        return (f'{{"score_chosen": {chosen}, "score_rejected": {rejected}, '
+                f'"chosen": [{json.dumps(user)}, {{"role": "assistant", "content": "4"}}], '
+                f'"rejected": [{json.dumps(user)}, {{"role": "assistant", "content": "5"}}]}}')
+
+    path = tmp_path / "uf.json"
+    path.write_text("[" + ",\n".join([row(9, 2), row("NaN", 1), row(3, "Infinity"), row("-Infinity", 0),
+                                      row(8, 1)]) + "]")
+    result = prepare(PrepareConfig(data=str(path), output="unused"), tokenizer=tokenizer, progress=False)
+    assert result.manifest["format"] == "ultrafeedback"
+    assert [(r["source_index"], r["line"], r["reason"], r["detail"]) for r in result.rejects] == [
+        (1, 2, "non-finite score", "'score_chosen' is nan as a float"),
+        (2, 3, "non-finite score", "'score_rejected' is inf as a float"),
+        (3, 4, "non-finite score", "'score_chosen' is -inf as a float")]
+    assert result.dataset["score_chosen"] == [9.0, 8.0]

@@ -4,7 +4,8 @@ import json
 import pytest
 
 from alignkit.config import PrepareConfig
-from alignkit.data.prepare import prepare, write
+from alignkit.data.prepare import prepare
+from alignkit.data.save import write
 from alignkit.data.prompts import load_prompts
 from alignkit.errors import UserError
 

@@ -1,16 +1,15 @@
-"""Reading raw rows: one reader per kind of source behind `open_source(spec, split, limit)`.
+"""Reading raw rows: one reader per kind of source (.jsonl, .json, .csv, .parquet, a save_to_disk folder, a Hub
+id; `toy:prefs` is resolved to its file first) behind `open_source(spec, split, limit)`.
 
-A source is a .jsonl, .json, .csv or .parquet file, a `save_to_disk` folder, a Hub id, or a name a plugin
-registers (`toy:prefs`, `toy:prompts`), resolved to its file first. Every row read is yielded as a `RawRow` in
-source order: readable (`row` set) or not (`error` set, with a reason and, in a text file, its 1-based line), so
-that downstream rows read = kept + rejected, always. A reader never fails a whole file for one bad row: invalid
-UTF-8 on a line, a lone surrogate escape in a JSON string, a malformed JSON line, a CSV row with the wrong number
-of fields are each one reject and the rest of the file is read (docs/data.md, "Reading files"). Blank lines are
-not rows; a UTF-8 BOM at the start of a text file is dropped.
+Every row read is yielded as a `RawRow` in source order, readable (`row`) or not (`error`, with the 1-based line in
+a text file), so that rows read = kept + rejected, always: invalid UTF-8 on a line, a lone surrogate escape, a
+malformed JSON line, a CSV row with the wrong number of fields are each one reject and the rest of the file is
+read. Blank lines are not rows; a BOM at the start of a text file is dropped (docs/data.md, "Reading files").
 """
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import re
@@ -126,10 +125,8 @@ def _lone_surrogate(value: Any) -> str | None:
 
 def _checked(index: int, value: Any, line: int | None, from_bad_bytes: bool = False) -> RawRow:
     """A parsed JSON value as a row: an object without lone surrogates, or a reject saying why not.
-
-    `from_bad_bytes`: the value's text held undecodable bytes (read with surrogateescape, which turns each into a
-    lone surrogate), so a surrogate found here is invalid UTF-8 rather than a "\\ud800" escape.
-    """
+    `from_bad_bytes`: its text held bytes read with surrogateescape (each one a lone surrogate), so a surrogate
+    here is invalid UTF-8 rather than a "\\ud800" escape."""
     if not isinstance(value, dict):
         return RawRow(index, None, WRONG_TYPE, f"expected a JSON object, got {type(value).__name__}", line)
     surrogate = _lone_surrogate(value)
@@ -158,16 +155,14 @@ def text_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def json_line(index: int, number: int, data: bytes) -> RawRow:
     """One non-blank line of JSON lines as a row or a reject (invalid UTF-8, malformed JSON, wrong type...)."""
-    bad_bytes = _undecodable(data)
-    if bad_bytes:
-        return RawRow(index, None, INVALID_UTF8, bad_bytes, number)
-    text = data.decode("utf-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return RawRow(index, None, INVALID_UTF8, _undecodable(data), number)
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return RawRow(index, None, MALFORMED_JSON, exc.msg, number)
-    except (ValueError, RecursionError) as exc:  # an integer of over 4,300 digits; nesting deeper than ~1,000
-        return RawRow(index, None, MALFORMED_JSON, str(exc) or type(exc).__name__, number)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError; an integer of 4,300+ digits; deep nesting
+        return RawRow(index, None, MALFORMED_JSON, getattr(exc, "msg", None) or str(exc), number)
     if not _SURROGATE_ESCAPE.search(text) and isinstance(value, dict):
         return RawRow(index, value, line=number)  # the common case, without walking the row
     return _checked(index, value, number)
@@ -192,14 +187,15 @@ def _skip(text: str, pos: int) -> int:
 
 def _read_json(path: Path) -> Iterator[RawRow]:
     data = _without_bom(path.read_bytes())
-    # Undecodable bytes become lone surrogates (U+DC80..U+DCFF) instead of failing the file; the rows holding
-    # them are found after parsing and rejected as invalid UTF-8.
-    text = data.decode("utf-8", "surrogateescape")
+    try:
+        text, clean = data.decode("utf-8"), True
+    except UnicodeDecodeError:  # bad bytes become lone surrogates (U+DC80..U+DCFF), rejected per row below
+        text, clean = data.decode("utf-8", "surrogateescape"), False
     start = _skip(text, 0)
     if start == len(text):
         return
     if text[start] == "[":
-        yield from _json_array(text, start)
+        yield from _json_array(text, start, clean)
         return
     try:
         value, end = _DECODER.raw_decode(text, start)
@@ -216,12 +212,11 @@ def _read_json(path: Path) -> Iterator[RawRow]:
         value = lists[0]
     if not isinstance(value, list):
         raise UserError(f"'{path}' must hold a JSON list of rows")
-    bad_bytes = _LONE_SURROGATE.search(text) is not None
     for index, item in enumerate(value):
-        yield _checked(index, item, None, bad_bytes)
+        yield _checked(index, item, None, not clean)
 
 
-def _json_array(text: str, start: int) -> Iterator[RawRow]:
+def _json_array(text: str, start: int, clean: bool) -> Iterator[RawRow]:
     """The rows of a top-level JSON array, parsed one element at a time so that each has its line number and
     damage (a broken element, data after the closing bracket) is ONE reject, after the rows before it are kept."""
     index, line, counted = 0, 1, 0
@@ -244,13 +239,14 @@ def _json_array(text: str, start: int) -> Iterator[RawRow]:
         while True:
             try:
                 value, end = _DECODER.raw_decode(text, pos)
-            except json.JSONDecodeError as exc:
-                yield rest(pos, exc.msg)
+            except (ValueError, RecursionError) as exc:  # as in json_line
+                yield rest(pos, getattr(exc, "msg", None) or str(exc))
                 return
-            except (ValueError, RecursionError) as exc:
-                yield rest(pos, str(exc) or type(exc).__name__)
-                return
-            yield _checked(index, value, line_at(pos), _LONE_SURROGATE.search(text, pos, end) is not None)
+            bad_bytes = not clean and _LONE_SURROGATE.search(text, pos, end) is not None
+            if isinstance(value, dict) and not bad_bytes and not _SURROGATE_ESCAPE.search(text, pos, end):
+                yield RawRow(index, value, line=line_at(pos))  # the common case, without walking the row
+            else:
+                yield _checked(index, value, line_at(pos), bad_bytes)
             index += 1
             pos = _skip(text, end)
             if text.startswith(",", pos):
@@ -272,8 +268,13 @@ def _json_array(text: str, start: int) -> Iterator[RawRow]:
 
 def _read_csv(path: Path) -> Iterator[RawRow]:
     csv.field_size_limit(_CSV_FIELD_LIMIT)
-    raw = [line for line in re.split(rb"(?<=\n)", _without_bom(path.read_bytes())) if line]  # ends kept
-    lines = [b.decode("utf-8", "surrogateescape") for b in raw]  # bad bytes: found per record below
+    data = _without_bom(path.read_bytes())
+    raw: list[bytes] | None = None  # the lines as bytes, kept only to name a bad byte
+    try:
+        lines = _split_lines(data.decode("utf-8"))
+    except UnicodeDecodeError:  # bad bytes become lone surrogates, found per record below
+        raw = _split_lines(data)
+        lines = [line.decode("utf-8", "surrogateescape") for line in raw]
     records = _csv_records(lines)
     header = next(records, None)
     if header is None:
@@ -288,7 +289,7 @@ def _read_csv(path: Path) -> Iterator[RawRow]:
     for index, (number, end, row, error) in enumerate(records):
         if row is None:
             yield RawRow(index, None, MALFORMED_CSV, error, number)
-        elif any(_LONE_SURROGATE.search(c) for c in row):
+        elif raw is not None and any(_LONE_SURROGATE.search(c) for c in row):
             bad = next((n for n in range(number, end + 1) if _undecodable(raw[n - 1])), number)
             yield RawRow(index, None, INVALID_UTF8, f"line {bad}: {_undecodable(raw[bad - 1])}", number)
         elif len(row) != len(cells):
@@ -296,6 +297,13 @@ def _read_csv(path: Path) -> Iterator[RawRow]:
                          f"expected {len(cells)} fields as in the header, got {len(row)}", number)
         else:
             yield RawRow(index, dict(zip(cells, row)), line=number)
+
+
+def _split_lines(data: Any) -> list:
+    """The lines of `data` (bytes or str) with their "\\n" kept, as csv.reader wants; only "\\n" ends a line."""
+    end = b"\n" if isinstance(data, bytes) else "\n"
+    parts = data.split(end)
+    return [part + end for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 def _csv_records(lines: list[str]) -> Iterator[tuple[int, int, list[str] | None, str | None]]:
@@ -306,27 +314,21 @@ def _csv_records(lines: list[str]) -> Iterator[tuple[int, int, list[str] | None,
     grammar, a stray quote would swallow the lines after it (to the next quote, or to the end of the file) into
     one cell; so only its own line is the reject and the rows after it are read.
     """
-    taken = 0
-
-    def feed() -> Iterator[str]:
-        nonlocal taken
-        while taken < len(lines):
-            taken += 1
-            yield lines[taken - 1]
-
-    reader = csv.reader(feed(), strict=True)
+    base, done = 0, 0  # lines before the current csv.reader started; lines it had read after its last record
+    reader = csv.reader(iter(lines), strict=True)
     while True:
-        start = taken
         try:
             cells = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            yield start + 1, start + 1, None, f"bad quoting ({exc})"
-            taken, reader = start + 1, csv.reader(feed(), strict=True)
+            yield base + done + 1, base + done + 1, None, f"bad quoting ({exc})"
+            base, done = base + done + 1, 0
+            reader = csv.reader(itertools.islice(lines, base, None), strict=True)
             continue
+        start, done = base + done + 1, reader.line_num
         if cells and not (len(cells) == 1 and not cells[0].strip()):
-            yield start + 1, taken, cells, None
+            yield start, base + done, cells, None
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from alignkit.data.sources import FILE_SUFFIXES, RawRow, open_source, resolve_spec
+from alignkit.data.tokenize import Prompt  # str, or a list of {role, content} messages
 from alignkit.errors import UserError
 
-Prompt = Any  # str, or a list of {role, content} messages
-SHOWN = 10    # line numbers listed in the warning
+SHOWN = 10  # line numbers listed in the warning
 
 
 class PromptSet(NamedTuple):

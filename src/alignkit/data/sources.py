@@ -142,7 +142,7 @@ def _checked(index: int, value: Any, line: int | None, from_bad_bytes: bool = Fa
 # JSON lines: .jsonl files, .json files that are really JSON lines, and eval's generation files
 
 
-def text_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def _text_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw bytes) of a text file, the BOM dropped from line 1.
 
     Lines end at b"\\n" only: a raw U+2028 or a lone \\r inside a JSON string is not a line break (text-mode
@@ -153,7 +153,7 @@ def text_lines(path: Path) -> Iterator[tuple[int, bytes]]:
             yield number, (_without_bom(data) if number == 1 else data)
 
 
-def json_line(index: int, number: int, data: bytes) -> RawRow:
+def _json_line(index: int, number: int, data: bytes) -> RawRow:
     """One non-blank line of JSON lines as a row or a reject (invalid UTF-8, malformed JSON, wrong type...)."""
     try:
         text = data.decode("utf-8")
@@ -171,9 +171,9 @@ def json_line(index: int, number: int, data: bytes) -> RawRow:
 def read_json_lines(path: Path) -> Iterator[RawRow]:
     """Every non-blank line of a JSON-lines file as one row, readable or not."""
     index = 0
-    for number, data in text_lines(path):
+    for number, data in _text_lines(path):
         if data.strip():
-            yield json_line(index, number, data)
+            yield _json_line(index, number, data)
             index += 1
 
 
@@ -239,7 +239,7 @@ def _json_array(text: str, start: int, clean: bool) -> Iterator[RawRow]:
         while True:
             try:
                 value, end = _DECODER.raw_decode(text, pos)
-            except (ValueError, RecursionError) as exc:  # as in json_line
+            except (ValueError, RecursionError) as exc:  # as in _json_line
                 yield rest(pos, getattr(exc, "msg", None) or str(exc))
                 return
             bad_bytes = not clean and _LONE_SURROGATE.search(text, pos, end) is not None

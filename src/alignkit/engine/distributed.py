@@ -111,6 +111,19 @@ class Dist:
 
         return next(m for m in gather_object([message]) if m is not None)
 
+    def all_done(self, done: bool) -> bool:
+        """For a loop whose every iteration is a collective step (sampling a sharded model): go on until every
+        process is done."""
+        return not self.any(not done)
+
+    def from_main(self, value: Any) -> Any:
+        """The main process's `value` on every process (what it decided alone, e.g. how a run starts)."""
+        if self.world == 1:
+            return value
+        from accelerate.utils import broadcast_object_list
+
+        return broadcast_object_list([value], from_process=0)[0]
+
     def barrier(self) -> None:
         if self.world > 1:
             self.accelerator.wait_for_everyone()

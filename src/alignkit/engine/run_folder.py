@@ -20,9 +20,10 @@ from alignkit.engine import checkpoint
 from alignkit.errors import UserError
 
 
-def start(output: Path, fingerprint: dict[str, Any], resume: bool, overwrite: bool, is_main: bool) -> Path | None:
-    """Decide how the run starts in `output`: the checkpoint to resume from, or None for step 0. Refuses, with one
-    line, to mix two runs in one folder. The main process clears a replaced run and writes this run's identity."""
+def start(output: Path, fingerprint: dict[str, Any], resume: bool, overwrite: bool) -> Path | None:
+    """Decide how the run starts in `output` (on the main process): the checkpoint to resume from, or None for
+    step 0. Refuses, with one line, to mix two runs in one folder; clears a replaced run and writes this run's
+    identity."""
     newest = checkpoint.newest(output) if resume else None
     stored = checkpoint.fingerprint_of(newest) if newest else checkpoint.fingerprint_of(output)
     fresh = "start fresh with --overwrite, or choose another --output"
@@ -40,13 +41,12 @@ def start(output: Path, fingerprint: dict[str, Any], resume: bool, overwrite: bo
     elif not resume and not overwrite and checkpoint.holds_a_run(output):
         raise UserError(f"{output} already holds a run ({_describe(output)}); continue it with --resume, or "
                         f"{fresh}")
-    if resume and newest is None and is_main:
+    if resume and newest is None:
         print(f"no checkpoint in {checkpoint.checkpoint_dir(output)}; starting from step 0", file=sys.stderr)
-    if is_main:
-        if newest is None:
-            checkpoint.clear_run(output)
-        output.mkdir(parents=True, exist_ok=True)
-        checkpoint.write_json_atomic(output / checkpoint.RUN_FILE, fingerprint)
+    if newest is None:
+        checkpoint.clear_run(output)
+    output.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_json_atomic(output / checkpoint.RUN_FILE, fingerprint)
     return newest
 
 

@@ -58,8 +58,7 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     dist = Dist(accelerator)
     fingerprint = checkpoint.run_fingerprint(resolved, dist.world, source_identity(cfg.prompts if cfg.online
                                                                                    else cfg.data))
-    resume_from = run_folder.start(output, fingerprint, cfg.resume, cfg.overwrite, dist.is_main)
-    dist.barrier()  # the main process has cleared or checked the folder
+    resume_from = start_in_folder(dist, output, fingerprint, cfg)
     seed_everything(cfg.seed)
     tokenizer = load_tokenizer(cfg.model)
 
@@ -180,6 +179,22 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
 
 # ----------------------------------------------------------------------------------------------------------
 # Helpers the loop reads as single lines.
+
+
+def start_in_folder(dist: Dist, output: Path, fingerprint: dict[str, Any], cfg: C.TrainConfig) -> Path | None:
+    """The main process alone decides how the run starts in its folder (resume, start, or refuse); every process
+    gets its answer, so all refuse with the same one line or all go on."""
+    decision: tuple[str | None, str | None] = (None, None)  # (checkpoint to resume from, error)
+    if dist.is_main:
+        try:
+            found = run_folder.start(output, fingerprint, cfg.resume, cfg.overwrite)
+            decision = (str(found) if found else None, None)
+        except UserError as exc:
+            decision = (None, str(exc))
+    path, error = dist.from_main(decision)
+    if error:
+        raise UserError(error)
+    return Path(path) if path else None
 
 
 def seed_everything(seed: int) -> None:

@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from alignkit.cli import build_app
-from alignkit.engine.decode import finished_samples, read_prompts
+from alignkit.data.prompts import load_prompts
+from alignkit.engine.decode_output import read_complete
 from alignkit.errors import UserError
 
 
@@ -55,7 +56,8 @@ def test_interrupted_run_resumes_without_duplicates(saved_models, prompts_file, 
     # interrupted mid-way: 5 complete lines (one batch and a bit) and half of the sixth
     cut = tmp_path / "cut.jsonl"
     cut.write_text("".join(lines[:5]) + lines[5][:20])
-    assert finished_samples(cut) == {("p1", 0), ("p1", 1), ("p1", 2), ("1", 0), ("1", 1)}
+    assert [(str(r["prompt_id"]), r["sample_id"]) for r in read_complete(cut, truncate=True)] == [
+        ("p1", 0), ("p1", 1), ("p1", 2), ("1", 0), ("1", 1)]
     assert cut.read_text() == "".join(lines[:5])  # the torn line was cut off
     cut.write_text("".join(lines[:5]) + lines[5][:20])
     result = decode(*args, "--output", str(cut))
@@ -71,8 +73,8 @@ def test_conformative_weight_zero_writes_the_plain_samples(saved_models, prompts
               "--top-p", "0.8"]
     plain, mixed, half = tmp_path / "plain.jsonl", tmp_path / "mixed.jsonl", tmp_path / "half.jsonl"
     assert decode(*common, "--output", str(plain)).exit_code == 0
-    result = decode(*common, "--output", str(mixed), "--conformative", "--base-model", saved_models["base"],
-                    "--weight", "0")
+    result = decode(*common, "--output", str(mixed), "--conformative", "--conformative-base-model", saved_models["base"],
+                    "--conformative-weight", "0")
     assert result.exit_code == 0, result.output
     texts = lambda p: [json.loads(line)["text"] for line in p.read_text().splitlines()]  # noqa: E731
     assert texts(mixed) == texts(plain)
@@ -80,8 +82,8 @@ def test_conformative_weight_zero_writes_the_plain_samples(saved_models, prompts
     assert record["decoder"] == "conformative"
     assert record["decoder_options"] == {"base_model": saved_models["base"], "weight": 0.0, "mix": "prob",
                                          "truncate_on": "instruct"}
-    assert decode(*common, "--output", str(half), "--conformative", "--base-model", saved_models["base"],
-                  "--weight", "0.5").exit_code == 0
+    assert decode(*common, "--output", str(half), "--conformative", "--conformative-base-model", saved_models["base"],
+                  "--conformative-weight", "0.5").exit_code == 0
     assert texts(half) != texts(plain)
 
 
@@ -99,7 +101,7 @@ def test_rows_without_prompt_are_reported_and_skipped(saved_models, tmp_path):
     out = tmp_path / "o.jsonl"
     result = decode("--model", saved_models["instruct"], "--prompts", path, "--output", str(out))
     assert result.exit_code == 0, result.output
-    assert "skipped 2 row(s)" in result.output and "(rows 2, 4)" in result.output
+    assert "skipped 2 of 4 rows" in result.output and "(lines 2, 4)" in result.output
     assert [json.loads(line)["prompt"] for line in out.read_text().splitlines()] == ["ab", "cd"]
 
 
@@ -107,22 +109,22 @@ def test_prompt_files_in_other_formats(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps([{"prompt": "x", "id": "a"}, {"prompt": "y"}]))
     (tmp_path / "p.csv").write_text("id,prompt\nq,hello\nr,\n")
     (tmp_path / "n.csv").write_text("prompt\nhello\nthere\n")
-    assert read_prompts(str(tmp_path / "n.csv")) == ([(0, "hello"), (1, "there")], [])
-    assert read_prompts(str(tmp_path / "p.json")) == ([("a", "x"), (1, "y")], [])
-    assert read_prompts(str(tmp_path / "p.csv")) == ([("q", "hello")], [3])
+    assert load_prompts(str(tmp_path / "n.csv")) == ([(0, "hello"), (1, "there")], [])
+    assert load_prompts(str(tmp_path / "p.json")) == ([("a", "x"), (1, "y")], [])
+    assert load_prompts(str(tmp_path / "p.csv")) == ([("q", "hello")], [(3, "empty prompt")])
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"prompt": ["u", "v"]}), tmp_path / "p.parquet")
-    assert read_prompts(str(tmp_path / "p.parquet")) == ([(0, "u"), (1, "v")], [])
+    assert load_prompts(str(tmp_path / "p.parquet")) == ([(0, "u"), (1, "v")], [])
     with pytest.raises(UserError, match="appears twice"):
-        read_prompts(write_prompts(tmp_path / "d.jsonl", [{"id": 1, "prompt": "a"}, {"id": "1", "prompt": "b"}]))
+        load_prompts(write_prompts(tmp_path / "d.jsonl", [{"id": 1, "prompt": "a"}, {"id": "1", "prompt": "b"}]))
 
 
 def test_decode_help_lists_the_conformative_switch_and_its_options():
     result = CliRunner().invoke(build_app(), ["decode", "--help"], terminal_width=200)
     assert result.exit_code == 0
-    for flag in ("--conformative", "--base-model", "--weight", "--mix", "--truncate-on", "--top-p", "--min-p"):
+    for flag in ("--conformative", "--conformative-base-model", "--conformative-weight", "--conformative-mix", "--conformative-truncate-on", "--top-p", "--min-p"):
         assert flag in result.output
 
 
@@ -133,23 +135,23 @@ def test_base_model_with_another_vocabulary_is_refused(saved_models, prompts_fil
     other.add_tokens(["<extra>"])
     other.save_pretrained(saved_models["base"])
     result = decode("--model", saved_models["instruct"], "--prompts", prompts_file, "--output",
-                    str(tmp_path / "o.jsonl"), "--conformative", "--base-model", saved_models["base"])
+                    str(tmp_path / "o.jsonl"), "--conformative", "--conformative-base-model", saved_models["base"])
     assert result.exit_code == 2
     assert "the base model's tokenizer differs from the policy's at token id 44: None vs '<extra>'" in result.output
     assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_toy_world_defaults_conformative_weight_zero_equals_plain(tmp_path):
-    # the defaults: --model toy:instruct --base-model toy:base --prompts toy:prompts
+    # the defaults: --model toy:instruct --conformative-base-model toy:base --prompts toy:prompts
     plain, mixed = tmp_path / "plain.jsonl", tmp_path / "mixed.jsonl"
     result = decode("--output", str(plain), "--top-p", "0.9")
     assert result.exit_code == 0
     # one line names the toy inputs this run reads: no base model for plain decoding
     assert ("using the toy world: model=toy:instruct, prompts=toy:prompts (pass --model / --prompts for your own)"
             in result.output)
-    result = decode("--output", str(mixed), "--top-p", "0.9", "--conformative", "--weight", "0")
+    result = decode("--output", str(mixed), "--top-p", "0.9", "--conformative", "--conformative-weight", "0")
     assert result.exit_code == 0, result.output
-    assert "prompts=toy:prompts, base_model=toy:base (pass --model / --prompts / --base-model" in result.output
+    assert "prompts=toy:prompts, conformative_base_model=toy:base (pass --model / --prompts / --conformative-base-model" in result.output
     rows = lambda p: [json.loads(line) for line in p.read_text().splitlines()]  # noqa: E731
     assert [r["text"] for r in rows(mixed)] == [r["text"] for r in rows(plain)]
     assert rows(mixed)[0]["decoder_options"]["base_model"] == "toy:base"

@@ -7,20 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from alignkit.data.tokenize import tokenizer_hash
 from alignkit.errors import UserError
-
-
-def tokenizer_hash(tokenizer: Any) -> str:
-    """A short hash of the tokenizer's vocabulary (added tokens included), chat template and EOS token.
-
-    Two tokenizers with the same hash turn the same text into the same ids, so a prepared data set can be reused.
-    """
-    h = hashlib.sha256()
-    h.update(json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode())
-    template = getattr(tokenizer, "chat_template", None) or ""
-    h.update(b"\0" + (template if isinstance(template, str) else json.dumps(template, sort_keys=True)).encode())
-    h.update(b"\0" + str(tokenizer.eos_token).encode())
-    return h.hexdigest()[:16]
 
 
 def load_prepared(spec: str, tokenizer: Any, kind: str, max_length: int | None = None,
@@ -59,3 +47,25 @@ def load_prepared(spec: str, tokenizer: Any, kind: str, max_length: int | None =
     print(f"prepared {spec}: {c['kept']} of {c['read']} rows kept, {c['rejected']} rejected"
           + (f" ({reasons})" if reasons else ""))
     return result.dataset
+
+
+def source_identity(spec: str, split: str = "train") -> str:
+    """A short content hash of a data spec, for the run fingerprint: a file's bytes; a prepared or saved folder's
+    manifest / metadata files and data-file sizes (hashing gigabytes of Arrow would slow every start); a Hub id as
+    it is named (its revision is the Hub's business)."""
+    from alignkit.plugins import resolve_resource
+
+    path = Path(resolve_resource(spec, "data"))
+    h = hashlib.sha256()
+    if path.is_file():
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    elif path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(file.relative_to(path)).encode())
+            small = file.suffix in (".json", ".jsonl", ".txt") and file.stat().st_size < (1 << 20)
+            h.update(file.read_bytes() if small else str(file.stat().st_size).encode())
+    else:
+        h.update(f"{spec}@{split}".encode())
+    return h.hexdigest()[:16]

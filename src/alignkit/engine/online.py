@@ -6,7 +6,7 @@ Each micro-batch takes `batch_size` prompts and samples `group_size` completions
 with the shared sampler (alignkit.engine.sample, temperature `--temperature`: 1 keeps the samples on-policy).
 Then, per sample:
 
-    reward     r = reward_fn(prompt, completion)                          (--reward SPEC, alignkit.eval.rewards)
+    reward     r = reward_fn(prompt, completion)                          (--reward SPEC, alignkit.plugins.load_reward)
     log-probs  log π_θ(y|x) with gradient, log π_ref(y|x) without         (teacher-forced; EOS counted)
     return     G = objective.online.returns(r, log π_θ, log π_ref, multipliers)   (QEMPO: λ r − log π_θ − η KL̂)
     advantage  A = (G − mean of the prompt's group) / (std of the group + ε)      (GRPO-style)
@@ -26,11 +26,15 @@ import torch
 
 from alignkit import config as C
 from alignkit.data.collate import collate_sequences
+from alignkit.data.prompts import load_prompts
 from alignkit.engine.batching import step_micro_batches, total_steps
+from alignkit.engine.distributions import SampleDecoder
 from alignkit.engine.logprobs import response_logprobs
-from alignkit.engine.models import freeze, load_model
-from alignkit.engine.reference import adapter_off, frozen_pass
+from alignkit.engine.reference import frozen_pass, make_reference
+from alignkit.engine.sample import SamplingSettings, encode_prompts, make_generator, sample_batch
+from alignkit.engine.work import RunContext
 from alignkit.errors import UserError
+from alignkit.plugins import load_reward
 
 EPS = 1e-6  # added to a group's standard deviation: a group of identical returns gets zero advantages
 
@@ -38,17 +42,15 @@ EPS = 1e-6  # added to a group's standard deviation: a group of identical return
 class OnlineWork:
     """Prompts for `objective.online`; one loss term per sampled completion."""
 
-    def __init__(self, cfg: C.TrainConfig, objective: Any, options: Any, policy: Any, tokenizer: Any,
-                 device: Any) -> None:
-        from alignkit.engine.decode import read_prompts
-        from alignkit.engine.sample import SamplingSettings, encode_prompts
-        from alignkit.eval.rewards import load_reward
-
+    def __init__(self, ctx: RunContext) -> None:
+        cfg, tokenizer = ctx.cfg, ctx.tokenizer
         if cfg.group_size < 2:
             raise UserError("--group-size must be at least 2: advantages compare the samples of one prompt")
-        self.cfg, self.policy, self.tokenizer, self.device = cfg, policy, tokenizer, device
-        self.spec, self.options = objective.online, options
-        prompts = [p for _, p in read_prompts(cfg.prompts)[0]]
+        self.cfg, self.policy, self.tokenizer, self.device = cfg, ctx.policy, tokenizer, ctx.device
+        self.dist, self.sampler = ctx.dist, ctx.inference_model()  # sampling needs no gradient
+        self.spec, self.options = ctx.objective.online, ctx.options
+        # The same reader and checks as decode --prompts (a prepared prompt set must match the tokenizer).
+        prompts = [p for _, p in load_prompts(cfg.prompts, tokenizer).prompts]
         if not prompts:
             raise UserError(f"no prompts in {cfg.prompts}: each row needs a 'prompt' (text or a list of messages)")
         self.prompt_ids = encode_prompts(tokenizer, prompts)
@@ -57,36 +59,40 @@ class OnlineWork:
                              for p, ids in zip(prompts, self.prompt_ids)]
         self.reward_fn = load_reward(cfg.reward)
         self.settings = SamplingSettings(temperature=cfg.temperature)
-        self.micro_per_epoch = math.ceil(len(prompts) / cfg.batch_size)
-        self.total_steps = total_steps(cfg.max_steps, cfg.epochs, len(prompts), cfg.batch_size, cfg.grad_accum)
+        self.global_batch = cfg.batch_size * ctx.dist.world  # --batch-size prompts per process
+        ctx.dist.check_divides(len(prompts), cfg.batch_size, "prompts")
+        self.micro_per_epoch = math.ceil(len(prompts) / self.global_batch)
+        self.total_steps = total_steps(cfg.max_steps, cfg.epochs, len(prompts), self.global_batch, cfg.grad_accum)
         if cfg.max_steps is None and self.total_steps < 20:
-            print(f"note: {cfg.epochs:g} epochs over {len(prompts)} prompts is only {self.total_steps} online "
-                  "steps; pass --max-steps for more")
-        self.reference = make_reference(cfg, objective.requires_reference(options), policy)
-        self.multipliers = dict(self.spec.init_state(options))
+            ctx.dist.print(f"note: {cfg.epochs:g} epochs over {len(prompts)} prompts is only {self.total_steps} "
+                           "online steps; pass --max-steps for more")
+        needed = ctx.objective.requires_reference(ctx.options)
+        self.reference = make_reference(ctx, needed, "online")
+        self.multipliers = dict(self.spec.init_state(ctx.options))
         self.started = time.perf_counter()
 
     # ---- the five calls the loop makes
 
     def micro_batches(self, step: int) -> list[list[int]]:
-        return step_micro_batches(self.cfg.seed, len(self.prompt_ids), self.cfg.batch_size, self.cfg.grad_accum, step)
+        """This process's prompt rows of each micro-batch: its slice of the global micro-batch."""
+        rows = step_micro_batches(self.cfg.seed, len(self.prompt_ids), self.global_batch, self.cfg.grad_accum, step)
+        return [self.dist.shard(r) for r in rows]
 
     def count(self, rows: list[int]) -> int:
         return len(rows) * self.cfg.group_size
 
     def losses(self, rows: list[int], step: int, micro: int) -> tuple[torch.Tensor, dict[str, float]]:
         """(N,) per-sample policy-gradient losses, N = len(rows) · group_size, and the metrics as sums."""
-        from alignkit.builtins.decoders import SampleDecoder
-        from alignkit.engine.sample import make_generator, sample_batch
-
         G = self.cfg.group_size
         prompt_ids = [self.prompt_ids[i] for i in rows for _ in range(G)]  # N prompts, each group together
-        # 1. sample: eval mode (no dropout), no gradient; the generator depends only on (seed, micro-step)
-        with frozen_pass(self.policy):
-            samples = sample_batch({"policy": self.policy}, self.tokenizer, prompt_ids, SampleDecoder(),
-                                   self.settings, max_new_tokens=self.cfg.max_new_tokens,
-                                   generator=make_generator(self.cfg.seed, step * self.cfg.grad_accum + micro,
-                                                            self.device))
+        # 1. sample: eval mode (no dropout), no gradient. Each prompt's group draws from its own generator, seeded by
+        # (seed, micro-step, prompt row): the samples do not depend on which process holds the prompt.
+        micro_step = step * self.cfg.grad_accum + micro
+        generators = [make_generator(self.cfg.seed, micro_step * len(self.prompt_ids) + i, self.device) for i in rows]
+        with frozen_pass(self.sampler):
+            samples = sample_batch({"policy": self.sampler}, self.tokenizer, prompt_ids, SampleDecoder(),
+                                   self.settings, max_new_tokens=self.cfg.max_new_tokens, generator=generators,
+                                   all_done=self.dist.all_done if self.dist.sharded else None)
         # 2. score and teacher-force the completions
         rewards = torch.tensor(self.reward_fn([self.prompt_texts[i] for i in rows for _ in range(G)], samples.texts),
                                dtype=torch.float32, device=self.device)  # (N,)
@@ -95,11 +101,7 @@ class OnlineWork:
                  collate_sequences(prompt_ids, samples.token_ids, self.tokenizer.pad_token_id).items()}
         logps, mask = response_logprobs(self.policy, batch)  # (N, T) with gradient
         policy_logps = (logps * mask).sum(-1)  # (N,)
-        ref_logps = None
-        if self.reference is not None:
-            with self.reference["context"]():
-                ref, ref_mask = response_logprobs(self.reference["model"], batch)
-            ref_logps = (ref * ref_mask).sum(-1).detach()  # (N,)
+        ref_logps = self.reference.sequences(batch)  # (N,) or None
         # 3. returns -> group-normalised advantages -> REINFORCE
         returns = self.spec.returns(rewards, policy_logps.detach(), ref_logps, self.multipliers,
                                     **C.mode_options(self.options, "online")).float()  # (N,)
@@ -112,7 +114,8 @@ class OnlineWork:
 
     def finish(self, step: int, sums: dict[str, float], n: int) -> dict[str, float]:
         """Logged fields: reward mean/std, sequence entropy and KL estimates, the multipliers used, samples/s;
-        then the objective's dual ascent moves the multipliers for the next step."""
+        then the objective's dual ascent moves the multipliers for the next step. The sums are the global step's
+        (every process's added up), so every process moves its multipliers alike."""
         mean = sums["reward"] / n
         now = time.perf_counter()
         record = {"epoch": round(step * self.cfg.grad_accum / self.micro_per_epoch, 4),
@@ -142,14 +145,3 @@ def group_advantages(returns: torch.Tensor, group_size: int) -> torch.Tensor:
     grouped = returns.view(-1, group_size)  # (P, G)
     centred = grouped - grouped.mean(-1, keepdim=True)
     return (centred / (grouped.std(-1, keepdim=True) + EPS)).view(-1)
-
-
-def make_reference(cfg: C.TrainConfig, needed: bool, policy: Any) -> dict[str, Any] | None:
-    """The reference for the KL term and its estimate: the adapter-off policy with --lora (no copy), else a frozen
-    copy of --ref-model (default: the starting policy). Online, the policy moves every step, so a reference that
-    is not LoRA's costs a second model; an objective that needs none (QEMPO quality) loads none."""
-    if cfg.lora and cfg.ref_model is None:
-        return {"model": policy, "context": lambda: adapter_off(policy)}
-    if not needed and cfg.ref_model is None:
-        return None
-    return {"model": freeze(load_model(cfg.ref_model or cfg.model, cfg.dtype, cfg.device)), "context": torch.no_grad}

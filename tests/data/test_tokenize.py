@@ -18,7 +18,8 @@ from alignkit.data.tokenize import (divergence_warning, encode_example, encode_e
                                     end_of_turn_ids)
 from alignkit.errors import UserError  # noqa: E402
 
-CHAT = [name for name, family in FAMILIES.items() if family.template]
+# Templates that close the assistant turn with a special token: there alignkit's ids are TRL's exactly
+CHAT = [name for name, family in FAMILIES.items() if family.template and family.turn_end]
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +129,27 @@ def test_a_prompt_ending_in_a_space_loses_it_to_the_response(tokenizers):
     assert example.diverged == " " and tokenizer.decode(example.prompt_ids) == "Q: 2+2? A:"
     assert tokenizer.decode(example.response_ids[0]) == " 4<|endoftext|>"
     assert "merge with the response" in divergence_warning(example)
+
+
+def test_a_template_without_a_turn_end_token_gets_eos_where_trl_adds_none(tokenizers, capsys, monkeypatch):
+    """alignkit's one departure from TRL: a response rendered as "4.\n" with nothing special after it would never
+    teach the model to stop, so it ends with EOS (one warning); everything else is TRL's."""
+    pytest.importorskip("trl")
+    from tokenize_checks import alignkit_tokenized, trl_tokenized
+
+    from alignkit.data import tokenize
+
+    monkeypatch.setattr(tokenize, "warn_once", tokenize._Once().warn)  # said once per process: maybe said already
+    tokenizer = tokenizers["newline-turns"]
+    rows = chat_rows("newline-turns")
+    assert end_of_turn_ids(tokenizer) == set()
+    ours, theirs = alignkit_tokenized(tokenizer, rows), trl_tokenized(tokenizer, rows)
+    eos = tokenizer.eos_token_id
+    for mine, trl in zip(ours, theirs):
+        assert mine["prompt_ids"] == trl["prompt_ids"]
+        assert mine["chosen_ids"] == trl["chosen_ids"] + [eos] and mine["rejected_ids"] == trl["rejected_ids"] + [eos]
+    assert tokenizer.decode(ours[0]["chosen_ids"]) == "Blue.\n<|endoftext|>"
+    assert "closes the assistant turn with no special token" in capsys.readouterr().err
 
 
 # ---- errors and the batched path

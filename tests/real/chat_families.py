@@ -74,6 +74,13 @@ DIVERGING = (
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
+# A template whose turns end with a plain newline, no special token (as some small or home-made templates do):
+# nothing in the rendered text tells a model to stop, so alignkit ends its responses with EOS where TRL does not.
+NEWLINE_TURNS = (
+    "{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + '\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+)
+
 
 @dataclass(frozen=True)
 class Family:
@@ -103,6 +110,7 @@ FAMILIES = {
     "gemma": Family("gemma", ("<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"), eos="<eos>",
                     bos="<bos>", pad="<pad>", adds_bos=True, template=GEMMA, turn_end="<end_of_turn>"),
     "plain-bos": Family("plain-bos", ("<unk>", "<s>", "</s>"), eos="</s>", bos="<s>", adds_bos=True),
+    "newline-turns": Family("newline-turns", ("<|endoftext|>",), eos="<|endoftext|>", template=NEWLINE_TURNS),
     "diverging": Family("diverging", ("<|endoftext|>", "<|im_start|>", "<|im_end|>"), eos="<|im_end|>",
                         template=DIVERGING, turn_end="<|im_end|>"),
 }

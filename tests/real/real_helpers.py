@@ -14,7 +14,9 @@ def cli(*args) -> str:
     from typer.testing import CliRunner
 
     from alignkit.cli import build_app
+    from tokenize_checks import forget_accelerator
 
+    forget_accelerator()  # each command starts as a fresh process would, whatever TRL ran in this one before
     result = CliRunner().invoke(build_app(), [str(a) for a in args])
     assert result.exit_code == 0, f"alignkit {' '.join(map(str, args))} failed:\n{result.output}\n{result.exception!r}"
     return result.output

@@ -14,7 +14,9 @@ def test_prepare_train_lora_decode_eval(smollm2_gguf, smollm2_dir, smollm2_token
     prepared = tmp_path / "prepared"
     cli("prepare", PAIRS, "--model", gguf, "--output", prepared)
     manifest = json.loads((prepared / "manifest.json").read_text())
-    assert manifest["counts"] == {"read": 20, "kept": 20, "rejected": 0, "truncated": 0, "rejected_by_reason": {}}
+    # prompt_cut 0: SmolLM2's template renders every prompt the same alone and followed by a response
+    assert manifest["counts"] == {"read": 20, "kept": 20, "rejected": 0, "truncated": 0, "prompt_cut": 0,
+                                  "rejected_by_reason": {}}
     assert manifest["template"] == "chat"
     from datasets import load_from_disk
 
@@ -25,9 +27,9 @@ def test_prepare_train_lora_decode_eval(smollm2_gguf, smollm2_dir, smollm2_token
     assert first["chosen_input_ids"].count(im_end) == 1
 
     run = tmp_path / "run"
-    # --ref-mode online: the adapter-off reference scores only the 2 batches trained on, not all 20 pairs
+    # --ref-mode per-step: the adapter-off reference scores only the 2 batches trained on, not all 20 pairs
     cli("train", "dpo", "--model", gguf, "--data", prepared, "--lora", "--lora-rank", 4, "--max-steps", 2,
-        "--batch-size", 2, "--learning-rate", 1e-4, "--ref-mode", "online", "--dtype", "fp32", "--output", run)
+        "--batch-size", 2, "--learning-rate", 1e-4, "--ref-mode", "per-step", "--dtype", "fp32", "--output", run)
     metrics = read_jsonl(run / "metrics.jsonl")
     assert [m["step"] for m in metrics] == [1, 2]
     assert all(abs(m["rewards/margins"]) < 50 and m["loss"] > 0 for m in metrics)

@@ -41,7 +41,8 @@ def test_families_on_smollm2s_vocabulary_match_trl(name, smollm2_families):
     rows = plain_rows(tokenizer.eos_token)
     if family.template:
         chat = conversational_rows(system=family.system)
-        assert mismatches(tokenizer, chat) == []
+        if family.turn_end:  # a template with no turn-end token gets EOS where TRL adds none (test_tokenize.py)
+            assert mismatches(tokenizer, chat) == []
         rows += chat
     assert mismatches(tokenizer, plain_rows(tokenizer.eos_token)) == []
     assert prompt_mismatches(tokenizer, rows) == []

@@ -14,6 +14,7 @@ conversational rows, the same reference and a learning rate of 0 (fp32 on both s
 import pytest
 
 from real_helpers import cli, pair_rows, read_jsonl, write_jsonl
+from tokenize_checks import forget_accelerator
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 trl = pytest.importorskip("trl")
@@ -62,6 +63,7 @@ def test_dpo_first_step_matches_trl(smollm2_dir, perturbed_ref_dir, tmp_path):
     trainer.model.train()
     with torch.no_grad():
         loss = trainer._compute_loss(trainer.model, batch, return_outputs=False)
+    forget_accelerator()
     theirs = {"loss": loss.item(), **{k: v[-1] for k, v in trainer._metrics["train"].items()}}
     problem = compare(ours, theirs, ("loss", "logps/chosen", "logps/rejected", "rewards/chosen",
                                      "rewards/rejected", "rewards/margins"))
@@ -95,12 +97,13 @@ def test_simpo_first_step_matches_trl_cpo_simpo(smollm2_dir, smollm2_tokenizer, 
     from tokenize_checks import trl_tokenized
 
     ours = alignkit_first_step("simpo", tmp_path, "--model", smollm2_dir, "--beta", BETA_SIMPO, "--gamma", GAMMA)
+    ids = trl_tokenized(smollm2_tokenizer, ROWS)  # DPOTrainer's ids: what alignkit trains on (before CPOTrainer
+    # exists: trl_tokenized drops the accelerate state its DPOTrainer made, which CPOTrainer's would share)
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
     args = CPOConfig(output_dir=str(tmp_path / "trl-cpo"), loss_type="simpo", cpo_alpha=0.0, beta=BETA_SIMPO,
                      simpo_gamma=GAMMA, report_to=[], use_cpu=True, per_device_train_batch_size=len(ROWS), bf16=False)
     trainer = CPOTrainer(model=AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype="float32"), args=args,
                          train_dataset=Dataset.from_list(ROWS), processing_class=tokenizer)
-    ids = trl_tokenized(smollm2_tokenizer, ROWS)  # DPOTrainer's ids: what alignkit trains on
     # CPOTrainer's own tokenization differs by one EOS after each response (the module docstring says why)
     own = trainer.train_dataset[0]
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -109,6 +112,7 @@ def test_simpo_first_step_matches_trl_cpo_simpo(smollm2_dir, smollm2_tokenizer, 
     trainer.model.train()
     with torch.no_grad():
         loss, metrics = trainer.get_batch_loss_metrics(trainer.model, cpo_batch(ids, tokenizer.pad_token_id))
+    forget_accelerator()
     theirs = {"loss": loss.item(), **metrics}
     # logps/* are compared as TRL logs them for SimPO: mean token log-probs (the objective is length-normalised)
     problem = compare(ours, theirs, ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins",

@@ -57,11 +57,25 @@ def trl_tokenized(tokenizer: Any, rows: list[dict]) -> list[dict[str, list[int]]
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=8, intermediate_size=16, num_hidden_layers=1,
                          num_attention_heads=2, num_key_value_heads=1)
-    args = DPOConfig(output_dir="/tmp/alignkit-trl-tokenize", report_to=[], use_cpu=True, max_length=None)
-    # TRL sets a missing pad token on the tokenizer it is given; a copy keeps the caller's untouched
-    trainer = DPOTrainer(model=LlamaForCausalLM(config), ref_model=LlamaForCausalLM(config), args=args,
-                         train_dataset=Dataset.from_list(rows), processing_class=copy.deepcopy(tokenizer))
-    return [{k: list(row[k]) for k in IDS} for row in trainer.train_dataset]
+    args = DPOConfig(output_dir="/tmp/alignkit-trl-tokenize", report_to=[], use_cpu=True, max_length=None,
+                     bf16=False)
+    try:
+        # TRL sets a missing pad token on the tokenizer it is given; a copy keeps the caller's untouched
+        trainer = DPOTrainer(model=LlamaForCausalLM(config), ref_model=LlamaForCausalLM(config), args=args,
+                             train_dataset=Dataset.from_list(rows), processing_class=copy.deepcopy(tokenizer))
+        return [{k: list(row[k]) for k in IDS} for row in trainer.train_dataset]
+    finally:
+        forget_accelerator()
+
+
+def forget_accelerator() -> None:
+    """Drop the process-wide accelerate state a TRL trainer leaves behind: an `alignkit train` run later in the same
+    test process builds its own Accelerator, which accelerate refuses when the settings differ (a real run is a
+    fresh process and never meets this)."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
 
 
 def alignkit_tokenized(tokenizer: Any, rows: list[dict]) -> list[dict[str, list[int]]]:

@@ -47,11 +47,18 @@ def make_accelerator(device: str, bf16: bool) -> Any:
     elif device not in ("auto", "cpu", "cuda") and launched_world_size() > 1:
         raise UserError(f"--device {device} names one device, but the launcher started {launched_world_size()} "
                         "processes; leave --device auto (each process takes its own GPU)")
-    mixed = None if "ACCELERATE_MIXED_PRECISION" in os.environ else ("bf16" if bf16 and not cpu else "no")
+    mixed = None if "ACCELERATE_MIXED_PRECISION" in os.environ else ("bf16" if bf16 else "no")
+    if launched_world_size() == 1:  # one process may run several trainings (tests, notebooks): start afresh
+        from accelerate.state import AcceleratorState, GradientState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
     try:
         return Accelerator(cpu=cpu, mixed_precision=mixed,
                            kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=JOIN_TIMEOUT_S))])
     except (RuntimeError, ValueError, OSError) as exc:  # a launcher whose peers never answer, a bad backend
+        if launched_world_size() == 1:
+            raise
         where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
         raise UserError(f"could not join the other processes at {where} (rank {os.environ.get('RANK', '?')} of "
                         f"{launched_world_size()}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "

@@ -11,12 +11,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # the family builder and the TRL checks
 
-from chat_families import FAMILIES, build, trained_bpe  # noqa: E402
-from tokenize_checks import conversational_rows, mismatches, plain_rows, prompt_mismatches  # noqa: E402
+from chat_families import FAMILIES, build, trained_bpe
+from tokenize_checks import conversational_rows, mismatches, plain_rows, prompt_mismatches
 
-from alignkit.data.tokenize import (divergence_warning, encode_example, encode_examples, encode_prompt,  # noqa: E402
-                                    end_of_turn_ids)
-from alignkit.errors import UserError  # noqa: E402
+from alignkit.data.tokenize import divergence_warning, encode_example, encode_examples, encode_prompt, end_of_turn_ids
+from alignkit.errors import UserError
 
 # Templates that close the assistant turn with a special token: there alignkit's ids are TRL's exactly
 CHAT = [name for name, family in FAMILIES.items() if family.template and family.turn_end]

@@ -11,10 +11,10 @@ PAIRS = FIXTURES / "real_chat_pairs.jsonl"  # 20 TRL-format conversational pairs
 def cli(*args) -> str:
     """`alignkit ARGS` through the user's entry point (Typer app, in this process); its output, or an assertion
     error that shows it."""
+    from tokenize_checks import forget_accelerator
     from typer.testing import CliRunner
 
     from alignkit.cli import build_app
-    from tokenize_checks import forget_accelerator
 
     forget_accelerator()  # each command starts as a fresh process would, whatever TRL ran in this one before
     result = CliRunner().invoke(build_app(), [str(a) for a in args])

@@ -4,7 +4,6 @@ together in one left-padded batch."""
 import json
 
 import pytest
-
 from real_helpers import cli, pair_rows, read_jsonl
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]

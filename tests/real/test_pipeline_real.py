@@ -3,7 +3,6 @@ given as the .gguf file itself (converted once by the GGUF resource)."""
 import json
 
 import pytest
-
 from real_helpers import PAIRS, cli, read_jsonl
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]

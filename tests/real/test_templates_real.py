@@ -2,7 +2,6 @@
 as converted from its GGUF, and each template family built on SmolLM2's 49k byte-level BPE. alignkit's ids must be
 TRL 1.16's, and decode's prompt the training prompt."""
 import pytest
-
 from chat_families import FAMILIES, bpe_from_folder, build
 from tokenize_checks import conversational_rows, mismatches, plain_rows, prompt_mismatches
 
@@ -29,20 +28,24 @@ def test_smollm2_chatml_ids_are_trls(smollm2_tokenizer):
     assert tokenizer.eos_token == "<|im_end|>" and example.response_ids[0].count(tokenizer.eos_token_id) == 1
 
 
+# The families with their own special tokens and templates; the plain BOS, newline-turn and diverging cases do not
+# depend on the vocabulary and stay in the fast lane only (each family built on 49k tokens costs seconds).
+ON_SMOLLM2 = ("chatml", "llama3", "mistral", "gemma")
+
+
 @pytest.fixture(scope="module")
 def smollm2_families(smollm2_dir, tmp_path_factory):
     base = bpe_from_folder(smollm2_dir)
-    return {name: build(base, family, tmp_path_factory.mktemp(f"smol-{name}")) for name, family in FAMILIES.items()}
+    return {name: build(base, FAMILIES[name], tmp_path_factory.mktemp(f"smol-{name}")) for name in ON_SMOLLM2}
 
 
-@pytest.mark.parametrize("name", list(FAMILIES))
+@pytest.mark.parametrize("name", ON_SMOLLM2)
 def test_families_on_smollm2s_vocabulary_match_trl(name, smollm2_families):
     tokenizer, family = smollm2_families[name], FAMILIES[name]
     rows = plain_rows(tokenizer.eos_token)
     if family.template:
         chat = conversational_rows(system=family.system)
-        if family.turn_end:  # a template with no turn-end token gets EOS where TRL adds none (test_tokenize.py)
-            assert mismatches(tokenizer, chat) == []
+        assert mismatches(tokenizer, chat) == []
         rows += chat
     assert mismatches(tokenizer, plain_rows(tokenizer.eos_token)) == []
     assert prompt_mismatches(tokenizer, rows) == []

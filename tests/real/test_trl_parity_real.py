@@ -12,7 +12,6 @@ conversational rows, the same reference and a learning rate of 0 (fp32 on both s
   DPOTrainer's token ids (TRL's code again), and the test also pins the one-token difference it would otherwise make.
 """
 import pytest
-
 from real_helpers import cli, pair_rows, read_jsonl, write_jsonl
 from tokenize_checks import forget_accelerator
 
@@ -91,10 +90,9 @@ def cpo_batch(ids_rows, pad):
 def test_simpo_first_step_matches_trl_cpo_simpo(smollm2_dir, smollm2_tokenizer, tmp_path):
     import torch
     from datasets import Dataset
+    from tokenize_checks import trl_tokenized
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl.experimental.cpo import CPOConfig, CPOTrainer
-
-    from tokenize_checks import trl_tokenized
 
     ours = alignkit_first_step("simpo", tmp_path, "--model", smollm2_dir, "--beta", BETA_SIMPO, "--gamma", GAMMA)
     ids = trl_tokenized(smollm2_tokenizer, ROWS)  # DPOTrainer's ids: what alignkit trains on (before CPOTrainer

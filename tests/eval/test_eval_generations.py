@@ -33,3 +33,17 @@ def test_malformed_lines_are_reported_with_line_numbers_and_skipped(tmp_path):
     assert "invalid JSON" in gen.malformed[0][1]
     assert gen.lines == 7 and gen.samples == 2
     assert [g.key for g in gen.groups] == ["p", "7"]
+
+
+def test_conversational_prompts_from_decode_are_read_with_their_rendered_text(tmp_path):
+    messages = [{"role": "user", "content": "describe the sky :"}]
+    path = tmp_path / "g.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (
+        {"prompt_id": 0, "prompt": messages, "prompt_text": "<user> describe the sky : <assistant>", "text": "blue"},
+        {"prompt_id": 0, "prompt": messages, "prompt_text": "<user> describe the sky : <assistant>", "text": "red"},
+        {"prompt_id": 1, "prompt": [{"role": "user", "content": "hi"}], "text": "yo"},
+        {"prompt_id": 2, "prompt": [{"role": "user"}], "text": "x"})))
+    gen = read_generations(path)
+    assert [(g.key, g.prompt, g.texts) for g in gen.groups] == [
+        ("0", "<user> describe the sky : <assistant>", ["blue", "red"]), ("1", "user: hi\nassistant: ", ["yo"])]
+    assert gen.malformed == [(4, "'prompt' is neither a string nor a list of {role, content} messages")]

@@ -177,8 +177,6 @@ def run(cfg: Any, decoder: Any, options: Any) -> None:
     if cfg.exact:
         run_exact(cfg, decoder, options)
         return
-    if cfg.num_samples < 1 or cfg.batch_size < 1 or cfg.max_new_tokens < 1:
-        raise UserError("--num-samples, --batch-size and --max-new-tokens must be at least 1")
     prompts, skipped = read_prompts(cfg.prompts)
     if skipped:
         shown = ", ".join(map(str, skipped[:10])) + (" ..." if len(skipped) > 10 else "")

@@ -122,8 +122,6 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
 
     if cfg.exact and not cfg.model:
         raise UserError("--exact evaluates a model: give --model (a toy model folder or toy:instruct)")
-    if cfg.bootstrap < 0:
-        raise UserError("--bootstrap must be 0 or more")
     paths = list(cfg.generations or [])
     if not paths and not cfg.model:
         raise UserError("give generation files (alignkit eval gens.jsonl) or --model to decode first")

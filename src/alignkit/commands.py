@@ -142,7 +142,7 @@ def resolve(command: str, sections: list[Section], switches: dict[str, str], kwa
 
     yaml_values: dict[str, Any] = {}
     source = "the config"
-    if kwargs.get("config"):
+    if kwargs.get("config") is not None:  # `--config ""` is a mistake to report, not "no config"
         source = kwargs["config"]
         yaml_values = C.load_yaml(source)
         known = {s.param(f) for s in sections for f in dataclasses.fields(s.cls)} | set(switches) | META_KEYS

@@ -21,6 +21,7 @@ from typing import Any
 
 from alignkit.errors import UserError, did_you_mean
 from alignkit.ranges import Range, check_field, out_of_range
+from alignkit.yamlfile import dump_yaml, load_yaml  # noqa: F401 - the config's files: alignkit.config.load_yaml
 
 
 class _Required:
@@ -272,21 +273,6 @@ def model_defaults(spec: str, online: bool) -> dict[str, Any]:
 # Resolution: defaults <- the model's defaults <- YAML <- explicit flags.
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"config file '{path}' does not exist")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"config file '{path}' is not valid YAML: {exc}".splitlines()[0]) from exc
-    if not isinstance(data, dict):
-        raise UserError(f"config file '{path}' must hold a mapping of option names to values")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
 def _check_type(name: str, value: Any, annotation: Any, source: str) -> Any:
     """Coerce a YAML value to the field's type, or raise a UserError naming the key."""
     if value is None:
@@ -386,9 +372,3 @@ def to_dict(instance: Any) -> dict[str, Any]:
 def plain(value: Any) -> Any:
     """A resolved value as YAML writes it (lists copied, so the flat config never aliases a section's list)."""
     return list(value) if isinstance(value, list) else value
-
-
-def dump_yaml(values: dict[str, Any]) -> str:
-    import yaml
-
-    return yaml.safe_dump(values, sort_keys=False, default_flow_style=False)

@@ -1,0 +1,39 @@
+"""The checks that run before any work: duplicate YAML keys, --output, --device, and a python reward's shape."""
+import pytest
+
+from alignkit.config import load_yaml
+from alignkit.errors import UserError
+
+# ---- duplicate keys in a --config file
+
+
+def test_a_key_twice_names_the_key_the_file_and_both_lines(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("batch_size: 2\nmax_steps: 3\nseed: 1\nmax_steps: 4\n")
+    with pytest.raises(UserError) as err:
+        load_yaml(cfg)
+    assert str(err.value) == f"key 'max_steps' appears twice in {cfg}: line 4 (already on line 2); keep one"
+
+
+def test_dash_and_underscore_spellings_are_one_key(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("# a comment\nmax_steps: 3\n\nmax-steps: 4\n")
+    with pytest.raises(UserError, match=r"key 'max-steps' appears twice in .*: line 4 \(the same option as "
+                                        r"'max_steps' on line 2\); keep one"):
+        load_yaml(cfg)
+
+
+def test_distinct_keys_nested_values_and_merges_still_load(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("base: &b {seed: 1}\nmerged:\n  <<: *b\n  seed: 2\nstop: [a, a]\nmax-steps: 3\n")
+    assert load_yaml(cfg) == {"base": {"seed": 1}, "merged": {"seed": 2}, "stop": ["a", "a"], "max_steps": 3}
+
+
+def test_a_config_that_is_empty_a_folder_or_not_text(tmp_path):
+    with pytest.raises(UserError, match="^--config is empty"):
+        load_yaml("")
+    with pytest.raises(UserError, match="is a folder; give a YAML file"):
+        load_yaml(tmp_path)
+    (tmp_path / "b.yaml").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(UserError, match="cannot read config file .*utf-8"):
+        load_yaml(tmp_path / "b.yaml")

@@ -37,3 +37,30 @@ def test_a_config_that_is_empty_a_folder_or_not_text(tmp_path):
     (tmp_path / "b.yaml").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(UserError, match="cannot read config file .*utf-8"):
         load_yaml(tmp_path / "b.yaml")
+
+
+# ---- --device
+
+
+def test_devices_this_machine_lacks(monkeypatch):
+    import torch
+
+    from alignkit.engine.models import pick_device
+
+    assert pick_device("CPU") == torch.device("cpu")
+    for name in ("gpu", "cuda:x", "cuda:-1", "mps:1", ""):
+        with pytest.raises(UserError, match=f"^unknown --device '{name}'; use auto, cpu, cuda, cuda:N or mps$"):
+            pick_device(name)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto") == torch.device("cpu")
+    with pytest.raises(UserError, match=r"^--device cuda:0: this machine has no CUDA GPU .*; use --device cpu"):
+        pick_device("cuda:0")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(UserError, match="^--device mps: this machine has no Apple MPS GPU"):
+        pick_device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(UserError, match=r"^--device cuda:2: this machine has 2 CUDA GPUs \(cuda:0 to cuda:1\); pick "
+                                        "one of them, or --device cpu$"):
+        pick_device("cuda:2")

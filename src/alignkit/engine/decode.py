@@ -172,8 +172,10 @@ def run_exact(cfg: Any, decoder: Any, options: Any) -> dict[str, Any]:
 def run(cfg: Any, decoder: Any, options: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from alignkit.engine.models import pick_device
     from alignkit.engine.sample import SamplingSettings, encode_prompts, make_generator, sample_batch
 
+    pick_device(cfg.device)  # a device this machine lacks fails here, before prompts or models load
     if cfg.exact:
         run_exact(cfg, decoder, options)
         return

@@ -13,12 +13,36 @@ def resolve_path(spec: str) -> str:
     return resolve_resource(spec, "model")
 
 
+DEVICE_FIX = "use --device cpu, or --device auto to take a GPU when there is one"
+
+
 def pick_device(device: str = "auto") -> Any:
+    """The torch device for --device: auto (CUDA if there is one, else the CPU), cpu, cuda, cuda:N or mps.
+    A device this machine does not have, or a name that is none of these, is a one-line UserError; train and
+    decode call this before they load anything."""
     import torch
 
-    if device == "auto":
+    name = device.strip().lower()
+    if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    if name == "cpu":
+        return torch.device("cpu")
+    kind, _, index = name.partition(":")
+    if kind not in ("cuda", "mps") or (index and not index.isdigit()) or (kind == "mps" and index not in ("", "0")):
+        raise UserError(f"unknown --device '{device}'; use auto, cpu, cuda, cuda:N or mps")
+    if kind == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError(f"--device {device}: this machine has no Apple MPS GPU (or torch was built without it); "
+                            f"{DEVICE_FIX}")
+        return torch.device("mps")
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {device}: this machine has no CUDA GPU that torch can use "
+                        f"(torch.cuda.is_available() is False); {DEVICE_FIX}")
+    count = torch.cuda.device_count()
+    if index and int(index) >= count:
+        raise UserError(f"--device {device}: this machine has {count} CUDA GPU{'s' if count != 1 else ''} "
+                        f"(cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}); pick one of them, or --device cpu")
+    return torch.device(name)
 
 
 def pick_dtype(dtype: str, device: Any) -> Any:

@@ -44,10 +44,10 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
         raise UserError(f"--{transforms[0][0].name} transforms preference pairs; online training has none")
     C.check_mode(cfg, mode)
     C.check_mode(objective_options, mode)
+    device = pick_device(cfg.device)  # a device this machine lacks fails here, before anything loads
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
     tokenizer = load_tokenizer(cfg.model)
 
     # ---- the policy trains. bf16 compute keeps fp32 master weights for full fine-tuning (an AdamW step of lr

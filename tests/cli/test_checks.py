@@ -1,8 +1,12 @@
 """The checks that run before any work: duplicate YAML keys, --output, --device, and a python reward's shape."""
+import os
+from pathlib import Path
+
 import pytest
 
 from alignkit.config import load_yaml
 from alignkit.errors import UserError
+from alignkit.outputs import check_output
 
 # ---- duplicate keys in a --config file
 
@@ -37,6 +41,55 @@ def test_a_config_that_is_empty_a_folder_or_not_text(tmp_path):
     (tmp_path / "b.yaml").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(UserError, match="cannot read config file .*utf-8"):
         load_yaml(tmp_path / "b.yaml")
+
+
+# ---- --output
+
+
+def test_output_of_the_wrong_kind(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserError, match=r"^--output '.*f' is a file, but this command writes a folder there"):
+        check_output(tmp_path / "f", "folder")
+    with pytest.raises(UserError, match=r"^--output '.*' is a folder, but this command writes a file there; give "
+                                        r"a file path, e.g. '.*generations.jsonl'$"):
+        check_output(tmp_path, "file")
+    with pytest.raises(UserError, match=r"^cannot create --output '.*f/run': '.*f' is a file, not a folder$"):
+        check_output(tmp_path / "f" / "run", "folder")
+    with pytest.raises(UserError, match="^--output is empty; give a file path$"):
+        check_output("", "file")
+    with pytest.raises(ValueError):
+        check_output(tmp_path, "dir")
+
+
+def test_outputs_that_can_be_written_pass_and_nothing_is_created(tmp_path):
+    check_output(tmp_path / "a" / "b" / "run", "folder")
+    check_output(tmp_path / "a" / "gen.jsonl", "file")
+    (tmp_path / "gen.jsonl").write_text("kept\n")
+    check_output(tmp_path / "gen.jsonl", "file")  # decode resumes into it
+    check_output(tmp_path, "folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen.jsonl"]
+    assert (tmp_path / "gen.jsonl").read_text() == "kept\n"
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot write in: read-only for a normal user; root writes anywhere it may, so /sys."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "locked"
+        folder.mkdir()
+        folder.chmod(0o500)
+        return folder
+    try:
+        open("/sys/.alignkit-probe", "w").close()
+    except OSError:
+        return Path("/sys")
+    pytest.skip("no folder here refuses writes")
+
+
+def test_an_output_where_the_user_may_not_write(tmp_path):
+    folder = _unwritable_folder(tmp_path)
+    with pytest.raises(UserError, match=rf"^cannot write --output '{folder}/run/gen.jsonl': .* in '{folder}'; choose "
+                                        "a path you can write$"):
+        check_output(folder / "run" / "gen.jsonl", "file")
 
 
 # ---- --device

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from alignkit.errors import UserError
+from alignkit.outputs import check_output
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -175,6 +176,7 @@ def run(cfg: Any, decoder: Any, options: Any) -> None:
     from alignkit.engine.models import pick_device
     from alignkit.engine.sample import SamplingSettings, encode_prompts, make_generator, sample_batch
 
+    check_output(cfg.output, "file")
     pick_device(cfg.device)  # a device this machine lacks fails here, before prompts or models load
     if cfg.exact:
         run_exact(cfg, decoder, options)

@@ -27,6 +27,7 @@ from alignkit.engine import checkpoint
 from alignkit.engine.models import add_lora, load_model, load_tokenizer, pick_device, pick_dtype
 from alignkit.engine.work import RunContext, make_work
 from alignkit.errors import UserError
+from alignkit.outputs import check_output
 from alignkit.registry import Run
 
 # Test seam: called with the step number after each completed optimizer step (tests kill the process here).
@@ -44,6 +45,7 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
         raise UserError(f"--{transforms[0][0].name} transforms preference pairs; online training has none")
     C.check_mode(cfg, mode)
     C.check_mode(objective_options, mode)
+    check_output(cfg.output, "folder")
     device = pick_device(cfg.device)  # a device this machine lacks fails here, before anything loads
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from alignkit.builtins.rewards import load_python_reward
 from alignkit.config import load_yaml
 from alignkit.errors import UserError
 from alignkit.outputs import check_output
@@ -117,3 +118,74 @@ def test_devices_this_machine_lacks(monkeypatch):
     with pytest.raises(UserError, match=r"^--device cuda:2: this machine has 2 CUDA GPUs \(cuda:0 to cuda:1\); pick "
                                         "one of them, or --device cpu$"):
         pick_device("cuda:2")
+
+
+# ---- python rewards
+
+
+REWARDS = '''
+def one(prompts):
+    return [0.0] * len(prompts)
+def three(a, b, c):
+    return []
+def keyword(prompts, completions, *, scale):
+    return []
+def flexible(prompts, completions, scale=1.0, *rest, **extra):
+    return (len(c) * scale for c in completions)
+def scalar(prompts, completions):
+    return 1.0
+def words(prompts, completions):
+    return ["good" for _ in completions]
+def holes(prompts, completions):
+    return [None for _ in completions]
+def short(prompts, completions):
+    return [1.0]
+def nan(prompts, completions):
+    return [1.0, float("nan")]
+def inf(prompts, completions):
+    return [float("-inf"), 1.0]
+class Scorer:
+    def __call__(self, prompts, completions):
+        return [2] * len(completions)
+scorer = Scorer()
+'''
+
+
+@pytest.fixture
+def rewards_file(tmp_path):
+    path = tmp_path / "r.py"
+    path.write_text(REWARDS)
+    return path
+
+
+SHAPE = "must take \\(prompts, completions\\) and return one number per completion; "
+
+
+@pytest.mark.parametrize("name, at_load, words", [
+    ("one", True, SHAPE + "it takes 1 argument$"),
+    ("three", True, SHAPE + r"it needs 3 arguments \(a, b, c\)$"),
+    ("keyword", True, SHAPE + r"it needs 3 arguments \(prompts, completions, scale\)$"),
+    ("scalar", False, SHAPE + "it returned float 1.0$"),
+    ("words", False, SHAPE + "it returned a list holding str 'good'$"),
+    ("holes", False, SHAPE + "it returned a list holding NoneType None$"),
+    ("short", False, SHAPE + "it returned 1 number for 2 completions$"),
+    ("nan", False, r"returned nan for completion 1 \('b'\); rewards must be finite numbers$"),
+    ("inf", False, r"returned -inf for completion 0 \('a'\); rewards must be finite numbers$"),
+])
+def test_a_reward_of_the_wrong_shape_is_one_line_naming_the_spec(rewards_file, name, at_load, words):
+    spec = f"{rewards_file}:{name}"
+    pattern = f"^reward '{spec}' {words}"
+    if at_load:  # before any model is loaded or any sample drawn
+        with pytest.raises(UserError, match=pattern):
+            load_python_reward(spec)
+        return
+    reward = load_python_reward(spec)
+    with pytest.raises(UserError, match=pattern):
+        reward(["p", "q"], ["a", "b"])
+
+
+def test_rewards_of_the_right_shape_keep_working(rewards_file):
+    assert load_python_reward(f"{rewards_file}:flexible")(["p", "q"], ["ab", "c"]) == [2.0, 1.0]  # a generator
+    assert load_python_reward(f"{rewards_file}:scorer")(["p"], ["a"]) == [2.0]  # a callable object, ints
+    with pytest.raises(UserError, match=r"'missing' is not a function in .*r\.py$"):
+        load_python_reward(f"{rewards_file}:missing")

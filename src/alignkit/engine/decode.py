@@ -59,7 +59,11 @@ def _rows(path: Path) -> list[tuple[int, Any]]:
     if path.is_dir():
         from datasets import load_from_disk
 
-        return list(enumerate(load_from_disk(str(path)), start=1))
+        try:
+            return list(enumerate(load_from_disk(str(path)), start=1))
+        except (FileNotFoundError, ValueError):  # a folder datasets did not write
+            raise UserError(f"prompts folder '{path}' is not a prepared data set (alignkit prepare writes one); "
+                            "give a .jsonl, .json, .csv or .parquet file") from None
     raise UserError(f"cannot read prompts from '{path}': use a .jsonl, .json, .csv or .parquet file")
 
 
@@ -67,6 +71,8 @@ def read_prompts(spec: str) -> tuple[list[tuple[Any, Any]], list[int]]:
     """[(prompt_id, prompt)] and the row numbers skipped for having no usable 'prompt'."""
     from alignkit.plugins import resolve_resource
 
+    if not spec.strip():
+        raise UserError("--prompts is empty; give a prompts file, a prepared folder or toy:prompts")
     spec = resolve_resource(spec, "data")
     path = Path(spec)
     if not path.exists():

@@ -1,6 +1,7 @@
 """Loading policy / reference / base models and tokenizers from a folder, a Hub id or a `toy:*` name."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from alignkit.errors import UserError
@@ -58,10 +59,22 @@ def pick_dtype(dtype: str, device: Any) -> Any:
     return torch.float32
 
 
+def check_model_spec(spec: str) -> None:
+    """Refuse an empty model spec, or a local path that does not exist, in words (the Hub client would complain
+    that './my-model' is not a valid repo id)."""
+    if not spec.strip():
+        raise UserError("a model name is empty; give a folder, a Hub id ('org/name') or a name such as toy:instruct")
+    if ":" in spec or Path(spec).exists():  # named resources (toy:instruct) resolve elsewhere
+        return
+    if spec.startswith((".", "/", "~")) or spec.endswith("/") or spec.count("/") > 1 or "\\" in spec:
+        raise UserError(f"model '{spec}' does not exist: there is no such folder or file (a Hub id is 'org/name')")
+
+
 def load_tokenizer(spec: str) -> Any:
     """The model's tokenizer (alignkit.data.tokenize.load_tokenizer: pad = EOS when it has none)."""
     from alignkit.data.tokenize import load_tokenizer as load
 
+    check_model_spec(spec)
     return load(spec)
 
 
@@ -70,6 +83,7 @@ def load_model(spec: str, dtype: str = "auto", device: str = "auto") -> Any:
     from transformers import AutoModelForCausalLM
 
     dev = pick_device(device)
+    check_model_spec(spec)
     path = resolve_path(spec)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, dev))

@@ -4,6 +4,8 @@ that load the toy world do so in about a second. Placeholders: {file} an existin
 {gen} a generations file, {r} a python reward file, {yaml:NAME} a config file from CONFIGS."""
 import json
 import re
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -187,3 +189,51 @@ def test_every_mistake_of_the_issue_has_a_row():
             "decode-output-folder", "eval-output-file", "max-steps-0", "max-steps-negative", "grad-accum-0",
             "validate-batch-size-0", "top-p-1.5", "top-k-negative", "temperature-negative", "hdpo-alpha-negative",
             "epochs-0", "save-steps-negative", "yaml-key-twice", "reward-nan"} <= ids
+
+
+# ---- a reward that does not vary: one warning, and the run goes on
+
+
+def test_flat_rewards_warn_once_after_five_steps(capsys):
+    import torch
+
+    from alignkit.engine.online import FLAT_REWARD_STEPS, FlatRewardWatch
+
+    watch = FlatRewardWatch("toy")
+
+    def step(*micro_batches):
+        for values in micro_batches:
+            watch.see(torch.tensor(values))
+        watch.step_done()
+
+    for _ in range(FLAT_REWARD_STEPS - 1):
+        step([0.0, 0.0], [0.0])
+    step([0.0, 1.0])  # one step that varies starts the count again
+    step([1.0, 1.0])
+    for _ in range(FLAT_REWARD_STEPS - 2):
+        step([0.0, 0.0])  # the same within each step, but 1 then 0: not yet five steps at one value
+    assert capsys.readouterr().err == ""
+    for _ in range(FLAT_REWARD_STEPS + 3):
+        step([0.0], [0.0, 0.0])
+    assert capsys.readouterr().err == ("warning: reward 'toy' returned 0.0 for every completion in the last 5 steps: "
+                                       "it gives the policy gradient no signal; is it the right reward for this "
+                                       "model?\n")
+
+
+@pytest.mark.slow
+def test_the_toy_reward_on_a_model_outside_the_toy_world_warns(app, tmp_path, monkeypatch):
+    """The toy verifier scores a tiny Llama's word salad 0 everywhere: six online steps, one warning, exit 0."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
+    from tiny import save_tiny
+
+    model = save_tiny(tmp_path / "tiny")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "w3 w4"}\n{"prompt": "w5 w9"}\n')
+    result = CliRunner().invoke(app, ["train", "dpo", "--online", "--model", str(model), "--reward", "toy",
+                                      "--prompts", str(prompts), "--max-steps", "6", "--batch-size", "1",
+                                      "--group-size", "2", "--max-new-tokens", "3", "--device", "cpu",
+                                      "--output", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: reward 'toy' returned 0.0 for every completion in the last 5 steps: it gives the "
+                        "policy gradient no signal; is it the right reward for this model?"]

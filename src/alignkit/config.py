@@ -154,7 +154,8 @@ class TrainConfig:
     eval_steps: int = opt(0, "Evaluate on the held-out split every N steps (0: at the end only).", mode="pairwise",
                           min=0)
     logging_steps: int = opt(1, "Write metrics every N steps.", min=1)
-    resume: bool = opt(False, "Resume from the newest checkpoint in --output.")
+    resume: bool = opt(False, "Resume from the newest checkpoint in --output (refused if it is another run's).")
+    overwrite: bool = opt(False, "Replace the run --output holds (its checkpoints and metrics) with a new one.")
     seed: int = opt(0, "Random seed.", min=0, max=MAX_SEED)
     dtype: str = opt("auto", "Parameter dtype.", choices=("auto", "bf16", "fp32"))
     device: str = opt("auto", "auto, cpu, cuda, cuda:N or mps.")
@@ -204,6 +205,8 @@ class DecodeConfig:
     device: str = opt("auto", "auto, cpu, cuda, cuda:N or mps.")
     exact: bool = opt(False, "Instead of sampling, write the exact expected reward, entropy, KL and length of the "
                       "distribution this command samples from (a toy-world model), as JSON to --output.")
+    overwrite: bool = opt(False, "Replace --output if another decode run wrote it (the old file stays until the "
+                          "new one is complete).")
 
 
 @dataclass
@@ -306,9 +309,9 @@ def build(cls: type, yaml_values: dict[str, Any], cli_values: dict[str, Any], so
           flag: Callable[[dataclasses.Field], str] = flag_name,
           key: Callable[[dataclasses.Field], str] = lambda f: f.name) -> Any:
     """An instance of dataclass `cls`: defaults, then yaml_values, then cli_values (only flags the user gave).
-    Each value given is checked against the field's choices and range (before the dataclass's own __post_init__);
-    `flag` and `key` name a field in messages, as a flag or as its key in `source` (a switch's section prefixes
-    both: --conformative-weight, conformative_weight)."""
+    Each value given is checked against the field's choices and range, and a text value must not be empty, all
+    before the dataclass's own __post_init__. `flag` and `key` name a field in messages, as a flag or as its key in
+    `source` (a switch's section prefixes both: --conformative-weight, conformative_weight)."""
     types = field_types(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -320,8 +323,11 @@ def build(cls: type, yaml_values: dict[str, Any], cli_values: dict[str, Any], so
             choices = f.metadata["choices"]
             raise UserError(f"'{f.name}' must be one of {', '.join(choices)}; got {values[f.name]!r}"
                             f"{did_you_mean(str(values[f.name]), choices)}")
+        name = ("argument " + f.name.upper() if f.metadata.get("argument") else flag(f)) if f.name in cli_values \
+            else f"'{key(f)}' in {source}"
+        if isinstance(values.get(f.name), str) and not values[f.name].strip():  # "" would mean "." as a path
+            raise UserError(f"{name} is empty; give a value, or leave it out for its default")
         if f.name in values and f.metadata.get("range") is not None:
-            name = flag(f) if f.name in cli_values else f"'{key(f)}' in {source}"
             problem = out_of_range(name, values[f.name], f.metadata["range"])
             if problem:
                 raise UserError(problem)

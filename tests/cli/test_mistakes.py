@@ -31,6 +31,7 @@ CONFIGS = {
     "twice": "max_steps: 3\nbatch_size: 2\nmax-steps: 4\n",
     "twice-train": "command: train\nobjective: dpo\nmax_steps: 3\nmax_steps: 4\n",
     "weight": "conformative: true\nconformative_weight: 2\n",
+    "empty-model": "model: ''\n",
 }
 SHAPE = "must take (prompts, completions) and return one number per completion"
 
@@ -108,7 +109,7 @@ MISTAKES = [
     ("exact-output-folder", "decode --exact --output {folder}", "is a folder, but this command writes a file"),
     ("decode-output-under-file", "decode --output {file}/g.jsonl", "is a file, not a folder"),
     ("train-output-under-file", "train dpo --output {file}/run", "cannot create --output"),
-    ("output-empty", ["decode", "--output", ""], "--output is empty; give a file path"),
+    ("output-empty", ["decode", "--output", ""], "--output is empty; give a value, or leave it out"),
     # ---- python rewards of the wrong shape (eval loads the reward before reading anything else)
     ("reward-one-argument", "eval {gen} --reward {r}:one", f"reward '{{r}}:one' {SHAPE}; it takes 1 argument"),
     ("reward-scalar", "eval {gen} --reward {r}:scalar", "it returned float 1.0"),
@@ -122,10 +123,13 @@ MISTAKES = [
     # ---- inputs that are not there
     ("model-missing", "decode --model ./no-such-model", "model './no-such-model' does not exist"),
     ("train-model-missing", "train dpo --model {folder}/no/such/model", "does not exist: there is no such folder"),
-    ("model-empty", ["decode", "--model", ""], "a model name is empty"),
+    ("model-empty", ["decode", "--model", ""], "--model is empty"),
+    ("reward-empty", ["train", "dpo", "--online", "--reward", " "], "--reward is empty"),
+    ("data-empty", ["prepare", "", "--output", "p"], "argument DATA is empty"),
+    ("yaml-empty-value", "train dpo --config {yaml:empty-model}", "'model' in {yaml:empty-model} is empty"),
     ("prompts-missing", "decode --prompts {folder}/nope.jsonl", "does not exist"),
     ("prompts-empty", ["decode", "--prompts", ""], "--prompts is empty"),
-    ("prompts-folder", "decode --prompts {folder}", "is not a prepared data set"),
+    ("prompts-folder", "decode --prompts {folder}", "is not a datasets save_to_disk folder"),
     ("generations-missing", "eval {folder}/nope.jsonl", "does not exist (alignkit decode writes one)"),
     ("eval-nothing", "eval", "give generation files"),
     ("eval-exact-no-model", "eval --exact", "--exact evaluates a model: give --model"),

@@ -75,6 +75,8 @@ def test_build_checks_flags_and_yaml_and_names_each_as_the_user_wrote_it():
     with pytest.raises(UserError, match=r"^'w_limit' in c.yaml must be at least 1, got -2$"):  # a switch's key
         C.build(Knobs, {"limit": -2}, {}, "c.yaml", key=lambda f: "w_" + f.name)
     assert C.build(Knobs, {"limit": None}, {}).limit is None
+    with pytest.raises(UserError, match=r"^--name is empty; give a value, or leave it out for its default$"):
+        C.build(Knobs, {}, {"name": " "})  # as a path, "" is the working folder
     # a flag beats the YAML value, and only the value that wins is checked
     assert C.build(Knobs, {"size": 0}, {"size": 2}).size == 2
 

@@ -125,6 +125,9 @@ def run(cfg: Any, decoder: Any, options: Any) -> None:
     tokenizer, models = load_decoder_models(cfg, made)
     device = next(models["policy"].parameters()).device
     prompt_ids = encode_prompts(tokenizer, [p for _, p in prompts], cfg.template)
+    # a conversation's rendered prompt, as online training's reward sees it: what `eval --reward` scores
+    prompt_texts = [{} if isinstance(p, str) else {"prompt_text": tokenizer.decode(ids)}
+                    for (_, p), ids in zip(prompts, prompt_ids)]
     settings = SamplingSettings(cfg.temperature, cfg.top_k, cfg.top_p, cfg.min_p)
     written, tokens, reasons = 0, 0, {"eos": 0, "stop": 0, "length": 0}
     start = time.perf_counter()
@@ -142,7 +145,8 @@ def run(cfg: Any, decoder: Any, options: Any) -> None:
                     prompt_id, prompt = prompts[p]
                     if (out_file.key(prompt_id), s) in done:  # written before an interruption: keep the first copy
                         continue
-                    record = {"prompt_id": prompt_id, "prompt": prompt, "sample_id": s, "text": result.texts[row],
+                    record = {"prompt_id": prompt_id, "prompt": prompt, **prompt_texts[p], "sample_id": s,
+                              "text": result.texts[row],
                               "num_tokens": len(result.token_ids[row]), "finish_reason": result.finish_reasons[row],
                               "logprob": result.logprobs[row], **common}
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")

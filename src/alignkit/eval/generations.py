@@ -45,9 +45,25 @@ def _check(row: object) -> str | None:
         return "no string 'text'"
     if row.get("prompt_id") is None and not isinstance(row.get("prompt"), str):
         return "neither 'prompt_id' nor a string 'prompt'"
-    if "prompt" in row and row["prompt"] is not None and not isinstance(row["prompt"], str):
-        return "'prompt' is not a string"
+    prompt = row.get("prompt")
+    if prompt is not None and not isinstance(prompt, str) and not is_messages(prompt):
+        return "'prompt' is neither a string nor a list of {role, content} messages"
     return None
+
+
+def is_messages(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in value)
+
+
+def prompt_text(row: dict) -> str | None:
+    """The text a reward sees: the prompt string; for a conversation, the rendered prompt decode recorded
+    (`prompt_text`, what online training scores too), else its messages as 'role: content' lines."""
+    prompt = row.get("prompt")
+    if isinstance(prompt, str) or prompt is None:
+        return prompt
+    if isinstance(row.get("prompt_text"), str):
+        return row["prompt_text"]
+    return "".join(f"{m.get('role', 'user')}: {m['content']}\n" for m in prompt) + "assistant: "
 
 
 def read_generations(path: str | Path) -> GenerationFile:
@@ -65,9 +81,9 @@ def read_generations(path: str | Path) -> GenerationFile:
             continue
         row: dict = raw.row  # type: ignore[assignment]
         key = str(row["prompt_id"]) if row.get("prompt_id") is not None else row["prompt"]
-        group = groups.setdefault(key, PromptGroup(key=key, prompt=row.get("prompt")))
+        group = groups.setdefault(key, PromptGroup(key=key, prompt=prompt_text(row)))
         if group.prompt is None:
-            group.prompt = row.get("prompt")
+            group.prompt = prompt_text(row)
         tokens = row.get("num_tokens")
         group.texts.append(row["text"])
         group.num_tokens.append(tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None)

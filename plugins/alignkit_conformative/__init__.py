@@ -15,7 +15,8 @@ from alignkit.registry import Decoder
 @dataclass
 class ConformativeOptions:
     base_model: str = opt("toy:base", "Base model that guides the instruct model (same tokenizer).")
-    weight: float = opt(0.5, "Weight w of the base model in the mixture (0: plain sampling from --model).")
+    weight: float = opt(0.5, "Weight w of the base model in the mixture (0: plain sampling from --model).",
+                        min=0, max=1)
     mix: str = opt("prob", "prob: (1-w) p_inst + w p_base; logprob: p_inst^(1-w) p_base^w, normalised.",
                    choices=("prob", "logprob"))
     truncate_on: str = opt("instruct", "Which distribution's top-p set bounds the candidates: the instruct "

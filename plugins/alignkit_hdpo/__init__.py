@@ -14,8 +14,9 @@ from alignkit.registry import Objective
 
 @dataclass
 class HDPOOptions:
-    beta: float = opt(0.1, "Strength of the pull toward the reference, as in DPO.")
-    alpha: float = opt(0.9, "Entropy coefficient: 1 is DPO, below 1 sharpens (lower entropy), above 1 spreads.")
+    beta: float = opt(0.1, "Strength of the pull toward the reference, as in DPO.", above=0)
+    alpha: float = opt(0.9, "Entropy coefficient: 1 is DPO, below 1 sharpens (lower entropy), above 1 spreads.",
+                       above=0)
 
 
 def hdpo(*args: Any, **kwargs: Any) -> Any:

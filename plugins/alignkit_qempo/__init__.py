@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alignkit import hookimpl
-from alignkit.config import opt
+from alignkit.config import check_ranges, opt
 from alignkit.errors import UserError
 from alignkit.registry import Objective, OnlineSpec
 from alignkit_qempo import online
@@ -23,26 +23,23 @@ class QEMPOOptions:
     # τ and β default to 1: toy:prefs is labelled by Bradley–Terry at scale 10, so its implied reward is 10·r and
     # π* ∝ π_ref^γ exp(10 r) is a moderate target; at 0.1 (DPO's usual β) it is exp(100 r), all mass on the few
     # best answers, and offline training over-optimises (docs/algorithms/qempo.md). Real data: tune from 0.1 up.
-    tau: float = opt(1.0, "quality: temperature 1/λ of π* ∝ exp(r/τ) (lower: higher quality floor, lower entropy).")
+    tau: float = opt(1.0, "quality: temperature 1/λ of π* ∝ exp(r/τ) (lower: higher quality floor, lower entropy).",
+                     above=0)
     length_normalize: bool = opt(False, "quality: compare mean token log-probs instead of sums.")
-    beta: float = opt(1.0, "kl: reward scale β of π* ∝ π_ref^γ exp(r/β).")
-    gamma: float = opt(0.5, "kl: weight of the reference in [0, 1] (1: DPO, 0: the quality loss with τ = β).")
+    beta: float = opt(1.0, "kl: reward scale β of π* ∝ π_ref^γ exp(r/β).", above=0)
+    gamma: float = opt(0.5, "kl: weight of the reference in [0, 1] (1: DPO, 0: the quality loss with τ = β).",
+                       min=0, max=1)
     min_reward: float | None = opt(None, "online: target mean reward R; λ = 1/τ moves by dual ascent so the "
                                    "batch mean reward tracks R.", mode="online")
     max_kl: float | None = opt(None, "online, kl: KL budget K in nats; the KL multiplier η moves by dual ascent.",
-                               mode="online")
+                               mode="online", above=0)
     dual_lr: float = opt(5.0, "online: dual ascent step (λ per unit of reward gap, η per nat of KL gap).",
-                         mode="online")
+                         mode="online", min=0)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.gamma <= 1.0:
-            raise UserError(f"qempo --gamma must lie in [0, 1], got {self.gamma}")
-        if self.tau <= 0 or self.beta <= 0:
-            raise UserError("qempo --tau and --beta must be positive")
-        if self.max_kl is not None and (self.constraint != "kl" or self.max_kl <= 0):
-            raise UserError("qempo --max-kl needs --constraint kl and a positive budget")
-        if self.dual_lr < 0:
-            raise UserError("qempo --dual-lr must not be negative")
+        check_ranges(self)  # for options made in Python; the CLI and YAML checked the same before
+        if self.max_kl is not None and self.constraint != "kl":
+            raise UserError("qempo --max-kl needs --constraint kl")
 
 
 def qempo(*args: Any, **kwargs: Any) -> Any:

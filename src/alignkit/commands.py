@@ -148,7 +148,7 @@ def resolve(command: str, sections: list[Section], switches: dict[str, str], kwa
 
     yaml_values: dict[str, Any] = {}
     source = "the config"
-    if kwargs.get("config"):
+    if kwargs.get("config") is not None:  # `--config ""` is a mistake to report, not "no config"
         source = kwargs["config"]
         yaml_values = C.load_yaml(source)
         known = {s.param(f) for s in sections for f in dataclasses.fields(s.cls)} | set(switches) | META_KEYS
@@ -177,7 +177,7 @@ def resolve(command: str, sections: list[Section], switches: dict[str, str], kwa
             raise UserError(f"{flag} applies with --{section.switch} only; add --{section.switch}")
         if section.defaults is not None:
             file_values = {**section.defaults({**file_values, **cli_values}), **file_values}
-        built[section.key] = C.build(section.cls, file_values, cli_values, source)
+        built[section.key] = C.build(section.cls, file_values, cli_values, source, section.flag, section.param)
         flat.update({section.param(f): C.plain(getattr(built[section.key], f.name))
                      for f in dataclasses.fields(section.cls)})
     return Resolved(command, built, enabled, flat, user)

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alignkit.errors import UserError, did_you_mean
+from alignkit.ranges import Range, check_field, out_of_range
+from alignkit.yamlfile import dump_yaml, load_yaml  # noqa: F401 - the config's files: alignkit.config.load_yaml
 
 
 class _Required:
@@ -30,11 +33,16 @@ REQUIRED: Any = _Required()
 
 
 def opt(default: Any = None, help: str = "", *, choices: tuple[str, ...] | None = None,
-        argument: bool = False, flag: str | None = None, metavar: str | None = None, mode: str | None = None) -> Any:
+        argument: bool = False, flag: str | None = None, metavar: str | None = None, mode: str | None = None,
+        min: float | None = None, max: float | None = None, above: float | None = None,
+        below: float | None = None) -> Any:
     """A dataclass field that is also a CLI flag. `default=REQUIRED` makes it mandatory (after YAML).
     mode: 'online' or 'pairwise' for a training option (TrainConfig's or an objective's) that only that training
-    mode reads; giving it a non-default value in the other mode is an error (see `check_mode`)."""
-    meta = {"help": help, "choices": choices, "argument": argument, "flag": flag, "metavar": metavar, "mode": mode}
+    mode reads; giving it a non-default value in the other mode is an error (see `check_mode`).
+    min / max: closed ends of a number's valid range, above / below: open ones (`above=0, max=1` is (0, 1]);
+    `build` refuses a value outside it in one line (alignkit.ranges). A malformed range is a TypeError here."""
+    meta = {"help": help, "choices": choices, "argument": argument, "flag": flag, "metavar": metavar, "mode": mode,
+            "range": Range.of(min=min, max=max, above=above, below=below)}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -75,6 +83,12 @@ def check_options(cls: type, where: str) -> None:
                             "(bool, int, float, str, one of them or None, list[str])")
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
             raise TypeError(f"{where}: option '{f.name}' needs a default")
+        valid = f.metadata.get("range")
+        if valid is not None:  # a range made by hand, not by opt(), may be anything
+            if not isinstance(valid, Range):
+                raise TypeError(f"{where}: option '{f.name}' has range {valid!r}, which is not an "
+                                "alignkit.ranges.Range")
+            check_field(f.name, valid, _flag_type(types[f.name]), f.default, where)
 
 
 def reserved_flags() -> set[str]:
@@ -83,7 +97,12 @@ def reserved_flags() -> set[str]:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Command configs. Field order is the order in --help.
+# Command configs. Field order is the order in --help. Ranges (min/max closed, above/below open) are listed in
+# docs/cli.md's Values table; tests/cli/test_values_doc.py keeps the two equal.
+
+# Seeds are unsigned 32-bit as numpy's are; the sampler derives a generator seed as seed · 1,000,003 + batch, which
+# must stay inside torch's 64-bit seed.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -94,14 +113,14 @@ class PrepareConfig:
     model: str = opt("toy:instruct", "Model or tokenizer whose tokenizer (and chat template) to use.")
     format: str | None = opt(None, "Force a format instead of detecting it (alignkit plugins lists formats).")
     split: str = opt("train", "Split to read from a Hub id or a DatasetDict folder.")
-    limit: int | None = opt(None, "Read at most this many rows.")
+    limit: int | None = opt(None, "Read at most this many rows.", min=0)
     template: str = opt("auto", "auto: chat template for conversational rows, plain text otherwise; "
                         "chat / plain force one.", choices=("auto", "chat", "plain"))
-    max_length: int | None = opt(None, "Maximum prompt + response tokens.")
-    max_prompt_length: int | None = opt(None, "Maximum prompt tokens (longer prompts keep their end).")
+    max_length: int | None = opt(None, "Maximum prompt + response tokens.", min=1)
+    max_prompt_length: int | None = opt(None, "Maximum prompt tokens (longer prompts keep their end).", min=1)
     truncation: str = opt("truncate", "Rows over the limits: truncate them (prompt keeps its end, response its "
                           "start) or reject them.", choices=("truncate", "reject"))
-    num_proc: int = opt(1, "Worker processes for tokenization.")
+    num_proc: int = opt(1, "Worker processes for tokenization.", min=1)
 
 
 # The default peak learning rate is TRL's (DPOConfig.learning_rate): a user's Hub model trained without
@@ -117,43 +136,50 @@ class TrainConfig:
     data: str = opt("toy:prefs", "Preference data: a prepared folder, a raw file, a Hub id or toy:prefs.",
                     mode="pairwise")
     output: str = opt("runs/alignkit", "Output folder (model, tokenizer, alignkit.yaml, metrics.jsonl).")
-    max_steps: int | None = opt(None, "Optimizer steps to run (overrides --epochs).")
-    epochs: float = opt(3.0, "Passes over the training data.")
-    batch_size: int = opt(8, "Pairs (or prompts, online) per micro-batch.")
-    grad_accum: int = opt(1, "Micro-batches accumulated per optimizer step.")
+    max_steps: int | None = opt(None, "Optimizer steps to run (overrides --epochs).", min=1)
+    epochs: float = opt(3.0, "Passes over the training data.", above=0)
+    batch_size: int = opt(8, "Pairs (or prompts, online) per micro-batch.", min=1)
+    grad_accum: int = opt(1, "Micro-batches accumulated per optimizer step.", min=1)
     learning_rate: float = opt(DEFAULT_LEARNING_RATE, "Peak learning rate for AdamW (TRL's DPOConfig default; a "
-                               "model folder may set its own, e.g. the toy models' 3e-4: --print-config shows it).")
+                               "model folder may set its own, e.g. the toy models' 3e-4: --print-config shows it; 0 "
+                               "measures without moving).", min=0)
     lr_schedule: str = opt("linear", "Learning-rate schedule after warm-up.",
                            choices=("constant", "linear", "cosine"))
-    warmup_steps: int = opt(0, "Linear warm-up steps.")
-    weight_decay: float = opt(0.0, "AdamW weight decay.")
-    max_grad_norm: float = opt(1.0, "Clip the gradient norm to this (0 disables).")
-    save_steps: int = opt(0, "Write a checkpoint every N steps (0: only at the end).")
-    eval_split: float = opt(0.0, "Fraction of the data held out for evaluation.", mode="pairwise")
-    eval_steps: int = opt(0, "Evaluate on the held-out split every N steps (0: at the end only).", mode="pairwise")
-    logging_steps: int = opt(1, "Write metrics every N steps.")
+    warmup_steps: int = opt(0, "Linear warm-up steps.", min=0)
+    weight_decay: float = opt(0.0, "AdamW weight decay.", min=0)
+    max_grad_norm: float = opt(1.0, "Clip the gradient norm to this (0 disables).", min=0)
+    save_steps: int = opt(0, "Write a checkpoint every N steps (0: only at the end).", min=0)
+    eval_split: float = opt(0.0, "Fraction of the data held out for evaluation.", mode="pairwise", min=0,
+                             below=1)
+    eval_steps: int = opt(0, "Evaluate on the held-out split every N steps (0: at the end only).", mode="pairwise",
+                          min=0)
+    logging_steps: int = opt(1, "Write metrics every N steps.", min=1)
     resume: bool = opt(False, "Resume from the newest checkpoint in --output (refused if it is another run's).")
     overwrite: bool = opt(False, "Replace the run --output holds (its checkpoints and metrics) with a new one.")
-    seed: int = opt(0, "Random seed.")
+    seed: int = opt(0, "Random seed.", min=0, max=MAX_SEED)
     dtype: str = opt("auto", "Parameter dtype.", choices=("auto", "bf16", "fp32"))
-    device: str = opt("auto", "auto, cpu, cuda or cuda:N.")
+    device: str = opt("auto", "auto, cpu, cuda, cuda:N or mps.")
     ref_mode: str = opt("precompute", "Reference log-probs of the pairs: computed once before training, or at "
                         "every step.", choices=("precompute", "per-step"), mode="pairwise")
-    max_length: int | None = opt(None, "Maximum prompt + response tokens when preparing raw data.", mode="pairwise")
-    max_prompt_length: int | None = opt(None, "Maximum prompt tokens when preparing raw data.", mode="pairwise")
+    max_length: int | None = opt(None, "Maximum prompt + response tokens when preparing raw data.", mode="pairwise",
+                                 min=1)
+    max_prompt_length: int | None = opt(None, "Maximum prompt tokens when preparing raw data.", mode="pairwise",
+                                        min=1)
     lora: bool = opt(False, "Train a LoRA adapter; the reference is the model with the adapter disabled.")
-    lora_rank: int = opt(16, "LoRA rank.")
-    lora_alpha: float = opt(32.0, "LoRA alpha.")
-    lora_dropout: float = opt(0.0, "LoRA dropout.")
+    lora_rank: int = opt(16, "LoRA rank.", min=1)
+    lora_alpha: float = opt(32.0, "LoRA alpha.", above=0)
+    lora_dropout: float = opt(0.0, "LoRA dropout.", min=0, below=1)
     lora_target_modules: str = opt("all-linear", "Comma-separated module names, or all-linear.")
     online: bool = opt(False, "Online training: sample from the policy and score with --reward.")
     prompts: str = opt("toy:prompts", "Prompts for online training: a file, a prepared folder or toy:prompts.",
                        mode="online")
     reward: str = opt("toy", "Reward source for online training: toy, module:function, or a reward model path.",
                       mode="online")
-    group_size: int = opt(8, "Samples per prompt in online training.", mode="online")
-    max_new_tokens: int = opt(64, "Maximum tokens sampled per completion in online training.", mode="online")
-    temperature: float = opt(1.0, "Sampling temperature in online training.", mode="online")
+    group_size: int = opt(8, "Samples per prompt in online training.", mode="online", min=2)
+    max_new_tokens: int = opt(64, "Maximum tokens sampled per completion in online training.", mode="online",
+                              min=1)
+    temperature: float = opt(1.0, "Sampling temperature in online training (not 0: a greedy group is one "
+                              "completion repeated, which has no advantage to learn from).", mode="online", above=0)
 
 
 @dataclass
@@ -162,20 +188,21 @@ class DecodeConfig:
     prompts: str = opt("toy:prompts", "Prompts: a .jsonl/.json/.csv/.parquet file, a prepared folder or "
                        "toy:prompts.")
     output: str = opt("generations.jsonl", "JSONL file to write (an interrupted run resumes into it).")
-    num_samples: int = opt(1, "Samples per prompt.")
-    max_new_tokens: int = opt(128, "Maximum new tokens per sample.")
-    temperature: float = opt(1.0, "Sampling temperature.")
-    top_k: int = opt(0, "Keep the k most likely tokens (0: off).")
-    top_p: float = opt(1.0, "Nucleus: keep the smallest set with this much probability (1: off).")
-    min_p: float = opt(0.0, "Keep tokens with at least min_p times the top probability (0: off).")
+    num_samples: int = opt(1, "Samples per prompt.", min=1)
+    max_new_tokens: int = opt(128, "Maximum new tokens per sample.", min=1)
+    temperature: float = opt(1.0, "Sampling temperature (0: greedy, the most likely token).", min=0)
+    top_k: int = opt(0, "Keep the k most likely tokens (0: off).", min=0)
+    top_p: float = opt(1.0, "Nucleus: keep the smallest set with this much probability (1: off).", above=0, max=1)
+    min_p: float = opt(0.0, "Keep tokens with at least min_p times the top probability (0: off).", min=0,
+                        max=1)
     stop: list[str] | None = opt(None, "Stop string (repeatable).")
     template: str = opt("auto", "auto: chat template for message-list prompts, plain text for strings; "
                         "chat / plain force one.",
                         choices=("auto", "chat", "plain"))
-    batch_size: int = opt(16, "Sequences sampled together.")
-    seed: int = opt(0, "Random seed (same seed, same outputs on CPU).")
+    batch_size: int = opt(16, "Sequences sampled together.", min=1)
+    seed: int = opt(0, "Random seed (same seed, same outputs on CPU).", min=0, max=MAX_SEED)
     dtype: str = opt("auto", "Parameter dtype.", choices=("auto", "bf16", "fp32"))
-    device: str = opt("auto", "auto, cpu, cuda or cuda:N.")
+    device: str = opt("auto", "auto, cpu, cuda, cuda:N or mps.")
     exact: bool = opt(False, "Instead of sampling, write the exact expected reward, entropy, KL and length of the "
                       "distribution this command samples from (a toy-world model), as JSON to --output.")
     overwrite: bool = opt(False, "Replace --output if another decode run wrote it (the old file stays until the "
@@ -195,9 +222,9 @@ class EvalConfig:
                                 "the toy world).")
     exact: bool = opt(False, "Exact toy-world evaluation of --model by enumerating every response.")
     pass_threshold: float = opt(1.0, "A reward at or above this counts as correct for pass@k.")
-    num_samples: int = opt(8, "Samples per prompt when --model is decoded first.")
-    bootstrap: int = opt(1000, "Bootstrap resamples for confidence intervals.")
-    seed: int = opt(0, "Random seed.")
+    num_samples: int = opt(8, "Samples per prompt when --model is decoded first.", min=1)
+    bootstrap: int = opt(1000, "Bootstrap resamples for confidence intervals (0: none).", min=0)
+    seed: int = opt(0, "Random seed.", min=0, max=MAX_SEED)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -249,21 +276,6 @@ def model_defaults(spec: str, online: bool) -> dict[str, Any]:
 # Resolution: defaults <- the model's defaults <- YAML <- explicit flags.
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"config file '{path}' does not exist")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"config file '{path}' is not valid YAML: {exc}".splitlines()[0]) from exc
-    if not isinstance(data, dict):
-        raise UserError(f"config file '{path}' must hold a mapping of option names to values")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
 def _check_type(name: str, value: Any, annotation: Any, source: str) -> Any:
     """Coerce a YAML value to the field's type, or raise a UserError naming the key."""
     if value is None:
@@ -293,25 +305,47 @@ def _check_type(name: str, value: Any, annotation: Any, source: str) -> Any:
     raise UserError(f"'{name}' in {source} should be {annotation.__name__}, got {value!r}")
 
 
-def build(cls: type, yaml_values: dict[str, Any], cli_values: dict[str, Any], source: str = "the config") -> Any:
-    """An instance of dataclass `cls`: defaults, then yaml_values, then cli_values (only flags the user gave)."""
+def build(cls: type, yaml_values: dict[str, Any], cli_values: dict[str, Any], source: str = "the config",
+          flag: Callable[[dataclasses.Field], str] = flag_name,
+          key: Callable[[dataclasses.Field], str] = lambda f: f.name) -> Any:
+    """An instance of dataclass `cls`: defaults, then yaml_values, then cli_values (only flags the user gave).
+    Each value given is checked against the field's choices and range, and a text value must not be empty, all
+    before the dataclass's own __post_init__. `flag` and `key` name a field in messages, as a flag or as its key in
+    `source` (a switch's section prefixes both: --conformative-weight, conformative_weight)."""
     types = field_types(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name in cli_values:
             values[f.name] = cli_values[f.name]
         elif f.name in yaml_values:
-            values[f.name] = _check_type(f.name, yaml_values[f.name], types[f.name], source)
+            values[f.name] = _check_type(key(f), yaml_values[f.name], types[f.name], source)
         if f.name in values and f.metadata.get("choices") and values[f.name] not in f.metadata["choices"]:
             choices = f.metadata["choices"]
             raise UserError(f"'{f.name}' must be one of {', '.join(choices)}; got {values[f.name]!r}"
                             f"{did_you_mean(str(values[f.name]), choices)}")
+        name = ("argument " + f.name.upper() if f.metadata.get("argument") else flag(f)) if f.name in cli_values \
+            else f"'{key(f)}' in {source}"
+        if isinstance(values.get(f.name), str) and not values[f.name].strip():  # "" would mean "." as a path
+            raise UserError(f"{name} is empty; give a value, or leave it out for its default")
+        if f.name in values and f.metadata.get("range") is not None:
+            problem = out_of_range(name, values[f.name], f.metadata["range"])
+            if problem:
+                raise UserError(problem)
     instance = cls(**values)
     for f in dataclasses.fields(cls):
         if getattr(instance, f.name) is REQUIRED:
             where = "argument " + f.name.upper() if f.metadata.get("argument") else flag_name(f)
             raise UserError(f"missing {where} (or '{f.name}:' in a --config file)")
     return instance
+
+
+def check_ranges(instance: Any) -> None:
+    """Refuse a field outside its declared range, for a dataclass made in Python rather than by `build` (which
+    checks the same before making it): an options class may call this from its __post_init__."""
+    for f in dataclasses.fields(instance):
+        problem = f.metadata.get("range") and out_of_range(flag_name(f), getattr(instance, f.name), f.metadata["range"])
+        if problem:
+            raise UserError(problem)
 
 
 def check_mode(options: Any, mode: str) -> None:
@@ -344,9 +378,3 @@ def to_dict(instance: Any) -> dict[str, Any]:
 def plain(value: Any) -> Any:
     """A resolved value as YAML writes it (lists copied, so the flat config never aliases a section's list)."""
     return list(value) if isinstance(value, list) else value
-
-
-def dump_yaml(values: dict[str, Any]) -> str:
-    import yaml
-
-    return yaml.safe_dump(values, sort_keys=False, default_flow_style=False)

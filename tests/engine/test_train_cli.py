@@ -32,4 +32,4 @@ def test_qempo_kl_end_to_end_with_poet(tmp_path):
 def test_bad_gamma_is_a_one_line_user_error(tmp_path):
     result = CliRunner().invoke(build_app(), ["train", "qempo", "--constraint", "kl", "--gamma", "1.5",
                                               "--output", str(tmp_path)])
-    assert result.exit_code == 2 and "gamma must lie in [0, 1]" in result.output
+    assert result.exit_code == 2 and "--gamma must be in [0, 1], got 1.5" in result.output

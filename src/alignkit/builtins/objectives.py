@@ -15,13 +15,14 @@ from alignkit.registry import Objective, OnlineSpec
 
 @dataclass
 class DPOOptions:
-    beta: float = opt(0.1, "Strength of the pull toward the reference (higher: stay closer).")
+    beta: float = opt(0.1, "Strength of the pull toward the reference (higher: stay closer).", above=0)
 
 
 @dataclass
 class SimPOOptions:
-    beta: float = opt(2.0, "Scale of the length-normalised reward.")
-    gamma: float = opt(1.0, "Target reward margin between chosen and rejected (TRL's simpo_gamma).")
+    beta: float = opt(2.0, "Scale of the length-normalised reward.", above=0)
+    gamma: float = opt(1.0, "Target reward margin between chosen and rejected (TRL's simpo_gamma; 0: none).",
+                       min=0)
 
 
 def dpo(*args: Any, **kwargs: Any) -> Any:

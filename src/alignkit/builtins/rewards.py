@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -51,15 +53,66 @@ def load_python_reward(spec: str) -> RewardFn:
                 from None
     fn = getattr(module, name, None)
     if not callable(fn):
-        raise UserError(f"reward '{spec}': '{name}' is not a function in {module.__name__}")
+        where = file_match["path"] if file_match else module.__name__
+        raise UserError(f"reward '{spec}': '{name}' is not a function in {where}")
+    shape = f"reward '{spec}' must take (prompts, completions) and return one number per completion"
+    wrong_call = _call_problem(fn)
+    if wrong_call:  # found now, before any model loads or any sample is drawn
+        raise UserError(f"{shape}; {wrong_call}")
 
     def reward(prompts: list[str], completions: list[str]) -> list[float]:
-        scores = [float(s) for s in fn(list(prompts), list(completions))]
+        out = fn(list(prompts), list(completions))
+        if isinstance(out, (str, bytes, dict)) or not hasattr(out, "__iter__"):
+            raise UserError(f"{shape}; it returned {_what(out)}")
+        items = list(out)  # a generator is read once
+        bad = [s for s in items if not _is_number(s)]
+        if bad:
+            raise UserError(f"{shape}; it returned a {type(out).__name__} holding {_what(bad[0])}")
+        scores = [float(s) for s in items]
         if len(scores) != len(completions):
-            raise UserError(f"reward '{spec}' returned {len(scores)} scores for {len(completions)} completions")
+            raise UserError(f"{shape}; it returned {len(scores)} number{'' if len(scores) == 1 else 's'} for "
+                            f"{len(completions)} completions")
+        bad_index = next((i for i, s in enumerate(scores) if not math.isfinite(s)), None)
+        if bad_index is not None:
+            raise UserError(f"reward '{spec}' returned {scores[bad_index]} for completion {bad_index} "
+                            f"({completions[bad_index][:40]!r}); rewards must be finite numbers")
         return scores
 
     return reward
+
+
+def _call_problem(fn: Callable) -> str | None:
+    """Why fn cannot be called as fn(prompts, completions), or None (also when Python cannot tell: a builtin)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind([], [])
+        return None
+    except TypeError:
+        pass
+    params = list(signature.parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2 and not any(p.kind == p.VAR_POSITIONAL for p in params):
+        return f"it takes {len(positional)} argument{'' if len(positional) == 1 else 's'}"
+    required = [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return f"it needs {len(required)} arguments ({', '.join(required)})"
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, (str, bytes)):  # float("1") works, but a score given as text is a bug to report
+        return False
+    try:
+        float(value)  # type: ignore[arg-type]
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _what(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40] + '...' if len(text) > 40 else text}"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -262,10 +262,6 @@ def prepare(cfg: PrepareConfig, tokenizer: Any = None, progress: bool = True) ->
         tokenizer, tokenizer_name = load_tokenizer(cfg.model), cfg.model
     if tokenizer.eos_token_id is None:
         raise UserError(f"the tokenizer of '{cfg.model}' has no EOS token; responses must end with one")
-    for name in ("max_length", "max_prompt_length"):
-        value = getattr(cfg, name)
-        if value is not None and value < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
 
     source = open_source(cfg.data, cfg.split, cfg.limit)
     rows = list(source.rows)

@@ -18,6 +18,7 @@ from typing import Any
 from alignkit.config import PrepareConfig
 from alignkit.data.prepare import PrepareResult, prepare
 from alignkit.errors import UserError
+from alignkit.outputs import check_output
 
 
 def write(result: PrepareResult, output: str | Path) -> Path:
@@ -83,6 +84,7 @@ def summary_table(result: PrepareResult) -> Any:
 def run(cfg: PrepareConfig) -> None:
     from rich.console import Console
 
+    check_output(cfg.output, "folder")
     result = prepare(cfg)
     m, c = result.manifest, result.manifest["counts"]
     console = Console(highlight=False, stderr=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 from alignkit.engine import decode_output as out_file
 from alignkit.errors import Interrupted, UserError
+from alignkit.outputs import check_output
 
 
 def load_decoder_models(cfg: Any, made: Any) -> tuple[Any, dict[str, Any]]:
@@ -81,9 +82,11 @@ def run(cfg: Any, decoder: Any, options: Any) -> None:
 
     from alignkit.data.prompts import load_prompts
     from alignkit.engine.distributed import launched_world_size
-    from alignkit.engine.models import load_tokenizer
+    from alignkit.engine.models import load_tokenizer, pick_device
     from alignkit.engine.sample import SamplingSettings, encode_prompts, make_generator, sample_batch
 
+    check_output(cfg.output, "file")
+    pick_device(cfg.device)  # a device this machine lacks fails here, before prompts or models load
     if cfg.exact:
         run_exact(cfg, decoder, options)
         return

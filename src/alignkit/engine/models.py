@@ -1,6 +1,7 @@
 """Loading policy / reference / base models and tokenizers from a folder, a Hub id or a `toy:*` name."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from alignkit.errors import UserError
@@ -13,12 +14,36 @@ def resolve_path(spec: str) -> str:
     return resolve_resource(spec, "model")
 
 
+DEVICE_FIX = "use --device cpu, or --device auto to take a GPU when there is one"
+
+
 def pick_device(device: str = "auto") -> Any:
+    """The torch device for --device: auto (CUDA if there is one, else the CPU), cpu, cuda, cuda:N or mps.
+    A device this machine does not have, or a name that is none of these, is a one-line UserError; train and
+    decode call this before they load anything."""
     import torch
 
-    if device == "auto":
+    name = device.strip().lower()
+    if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    if name == "cpu":
+        return torch.device("cpu")
+    kind, _, index = name.partition(":")
+    if kind not in ("cuda", "mps") or (index and not index.isdigit()) or (kind == "mps" and index not in ("", "0")):
+        raise UserError(f"unknown --device '{device}'; use auto, cpu, cuda, cuda:N or mps")
+    if kind == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError(f"--device {device}: this machine has no Apple MPS GPU (or torch was built without it); "
+                            f"{DEVICE_FIX}")
+        return torch.device("mps")
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {device}: this machine has no CUDA GPU that torch can use "
+                        f"(torch.cuda.is_available() is False); {DEVICE_FIX}")
+    count = torch.cuda.device_count()
+    if index and int(index) >= count:
+        raise UserError(f"--device {device}: this machine has {count} CUDA GPU{'s' if count != 1 else ''} "
+                        f"(cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}); pick one of them, or --device cpu")
+    return torch.device(name)
 
 
 def pick_dtype(dtype: str, device: Any) -> Any:
@@ -34,10 +59,22 @@ def pick_dtype(dtype: str, device: Any) -> Any:
     return torch.float32
 
 
+def check_model_spec(spec: str) -> None:
+    """Refuse an empty model spec, or a local path that does not exist, in words (the Hub client would complain
+    that './my-model' is not a valid repo id)."""
+    if not spec.strip():
+        raise UserError("a model name is empty; give a folder, a Hub id ('org/name') or a name such as toy:instruct")
+    if ":" in spec or Path(spec).exists():  # named resources (toy:instruct) resolve elsewhere
+        return
+    if spec.startswith((".", "/", "~")) or spec.endswith("/") or spec.count("/") > 1 or "\\" in spec:
+        raise UserError(f"model '{spec}' does not exist: there is no such folder or file (a Hub id is 'org/name')")
+
+
 def load_tokenizer(spec: str) -> Any:
     """The model's tokenizer (alignkit.data.tokenize.load_tokenizer: pad = EOS when it has none)."""
     from alignkit.data.tokenize import load_tokenizer as load
 
+    check_model_spec(spec)
     return load(spec)
 
 
@@ -46,6 +83,7 @@ def load_model(spec: str, dtype: str = "auto", device: str = "auto") -> Any:
     from transformers import AutoModelForCausalLM
 
     dev = pick_device(device)
+    check_model_spec(spec)
     path = resolve_path(spec)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, dev))

@@ -19,7 +19,9 @@ ascent); they are checkpointed, so a resumed run continues with the multipliers 
 from __future__ import annotations
 
 import math
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -37,6 +39,10 @@ from alignkit.errors import UserError
 from alignkit.plugins import load_reward
 
 EPS = 1e-6  # added to a group's standard deviation: a group of identical returns gets zero advantages
+# One step whose rewards are all equal can be chance (prompts that every sample fails); this many steps in a row at
+# one value is a reward that cannot tell this model's completions apart (the toy verifier scores any non-toy model
+# 0 everywhere), and the run learns nothing from it. Five warns within a minute or so of a run, not on bad luck.
+FLAT_REWARD_STEPS = 5
 
 
 class OnlineWork:
@@ -58,6 +64,7 @@ class OnlineWork:
         self.prompt_texts = [p if isinstance(p, str) else tokenizer.decode(ids)
                              for p, ids in zip(prompts, self.prompt_ids)]
         self.reward_fn = load_reward(cfg.reward)
+        self.flat_rewards = FlatRewardWatch(cfg.reward, ctx.dist.print)
         self.settings = SamplingSettings(temperature=cfg.temperature)
         self.global_batch = cfg.batch_size * ctx.dist.world  # --batch-size prompts per process
         ctx.dist.check_divides(len(prompts), cfg.batch_size, "prompts")
@@ -96,6 +103,7 @@ class OnlineWork:
         # 2. score and teacher-force the completions
         rewards = torch.tensor(self.reward_fn([self.prompt_texts[i] for i in rows for _ in range(G)], samples.texts),
                                dtype=torch.float32, device=self.device)  # (N,)
+        self.flat_rewards.see(rewards)
         # A completion cut at --max-new-tokens has no EOS: its log-prob sums the tokens that were sampled.
         batch = {k: v.to(self.device) for k, v in
                  collate_sequences(prompt_ids, samples.token_ids, self.tokenizer.pad_token_id).items()}
@@ -117,6 +125,7 @@ class OnlineWork:
         then the objective's dual ascent moves the multipliers for the next step. The sums are the global step's
         (every process's added up), so every process moves its multipliers alike."""
         mean = sums["reward"] / n
+        self.flat_rewards.step_done()
         now = time.perf_counter()
         record = {"epoch": round(step * self.cfg.grad_accum / self.micro_per_epoch, 4),
                   "reward": mean, "reward_std": math.sqrt(max(sums["reward_sq"] / n - mean * mean, 0.0)),
@@ -137,6 +146,29 @@ class OnlineWork:
 
 # ----------------------------------------------------------------------------------------------------------
 # Helpers
+
+
+class FlatRewardWatch:
+    """Warns once when every sampled reward of FLAT_REWARD_STEPS consecutive steps is one and the same value.
+    Under a launcher it watches this process's samples and `say` prints on the main process only."""
+
+    def __init__(self, spec: str, say: Callable[..., None] = print) -> None:
+        self.spec, self.steps, self.value, self.warned, self.say = spec, 0, None, False, say
+        self.low, self.high = math.inf, -math.inf  # this step's smallest and largest reward so far
+
+    def see(self, rewards: torch.Tensor) -> None:
+        self.low, self.high = min(self.low, rewards.min().item()), max(self.high, rewards.max().item())
+
+    def step_done(self) -> None:
+        flat = self.low == self.high
+        self.steps = self.steps + 1 if flat and self.low == self.value else int(flat)
+        self.value = self.low if flat else None
+        self.low, self.high = math.inf, -math.inf
+        if self.steps >= FLAT_REWARD_STEPS and not self.warned:
+            self.warned = True
+            self.say(f"warning: reward '{self.spec}' returned {round(self.value, 6)} for every completion in the last "
+                  f"{FLAT_REWARD_STEPS} steps: it gives the policy gradient no signal; is it the right reward for "
+                  "this model?", file=sys.stderr)
 
 
 def group_advantages(returns: torch.Tensor, group_size: int) -> torch.Tensor:

@@ -33,6 +33,7 @@ from alignkit.engine.models import add_lora, load_model, load_tokenizer, pick_de
 from alignkit.engine.stopping import StopRequest
 from alignkit.engine.work import RunContext, make_work
 from alignkit.errors import Interrupted, UserError
+from alignkit.outputs import check_output
 from alignkit.registry import Run
 
 # Test seam: called with the step number after each completed optimizer step (tests kill the process here).
@@ -50,6 +51,7 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
         raise UserError(f"--{transforms[0][0].name} transforms preference pairs; online training has none")
     C.check_mode(cfg, mode)
     C.check_mode(objective_options, mode)
+    check_output(cfg.output, "folder")
     output = Path(cfg.output)
 
     # ---- one process or many: accelerate places devices, runs mixed precision and wraps the model

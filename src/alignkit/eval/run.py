@@ -14,6 +14,7 @@ from typing import Any
 from alignkit import plugins
 from alignkit.config import DecodeConfig, EvalConfig
 from alignkit.errors import UserError
+from alignkit.outputs import check_output
 from alignkit.eval import PromptSamples
 from alignkit.eval.generations import GenerationFile, read_generations
 from alignkit.eval.stats import bootstrap_mean
@@ -122,8 +123,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
 
     if cfg.exact and not cfg.model:
         raise UserError("--exact evaluates a model: give --model (a toy model folder or toy:instruct)")
-    if cfg.bootstrap < 0:
-        raise UserError("--bootstrap must be 0 or more")
+    check_output(cfg.output, "folder")
     paths = list(cfg.generations or [])
     if not paths and not cfg.model:
         raise UserError("give generation files (alignkit eval gens.jsonl) or --model to decode first")

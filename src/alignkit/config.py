@@ -295,3 +295,13 @@ def dump_yaml(values: dict[str, Any]) -> str:
     import yaml
 
     return yaml.safe_dump(values, sort_keys=False, default_flow_style=False)
+
+
+@dataclass
+class FrontierConfig:
+    spec: str = opt(REQUIRED, "Frontier spec: a YAML file of model, data, eval and methods with their sweeps "
+                    "(docs/frontier.md).", argument=True)
+    output: str = opt("frontier", "Folder for frontier.json, frontier.md, frontier.png and runs/ (one folder per "
+                      "point; a rerun reuses finished points).")
+    jobs: int = opt(1, "Points computed at once, each in its own processes (on 2 cores: --jobs 2).")
+    dry_run: bool = opt(False, "Print every point's commands and whether it would be reused; run nothing.")

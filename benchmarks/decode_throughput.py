@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per method (best is reported)")
     args = parser.parse_args()
 
-    from alignkit.builtins.decoders import SampleDecoder
+    from alignkit.engine.distributions import SampleDecoder
     from alignkit.engine.sample import SamplingSettings, sample
     from alignkit_conformative import ConformativeOptions
     from alignkit_conformative.decoder import ConformativeDecoder

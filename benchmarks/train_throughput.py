@@ -74,7 +74,7 @@ def timed(step, steps: int, warmup: int, device: str) -> float:
 
 def alignkit_step(policy, ref, optimizer, batch, beta):
     from alignkit.engine.logprobs import pair_logprobs
-    from alignkit.engine.losses import dpo_loss
+    from alignkit.builtins.losses import dpo_loss
 
     def step():
         out = pair_logprobs(policy, batch)

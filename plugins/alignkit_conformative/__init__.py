@@ -32,5 +32,5 @@ def make_decoder(options: ConformativeOptions):
 @hookimpl
 def register_decoders(register):
     register(Decoder(name="conformative", help="Mix the instruct model with its more diverse base model "
-                     "(--base-model, --weight) at each step.", make=make_decoder, options=ConformativeOptions,
+                     "(--conformative-base-model, --conformative-weight) at each step.", make=make_decoder, options=ConformativeOptions,
                      paper="arXiv 2507.20956v1"))

@@ -1,6 +1,6 @@
 """ConformativeDecoder: each step, mix the instruct (policy) and base models' next-token distributions.
 
-    alignkit decode --conformative --model INSTRUCT --base-model BASE --weight 0.5 --top-p 0.9
+    alignkit decode --conformative --model INSTRUCT --conformative-base-model BASE --conformative-weight 0.5 --top-p 0.9
 
 Formula (arXiv 2507.20956), with p_inst and p_base the temperature-scaled softmax of each model's logits:
     prob:     p(v) ∝ (1 - w) p_inst(v) + w p_base(v)              on the candidate set S
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from alignkit.builtins.decoders import apply_temperature, renormalize, support
+from alignkit.engine.distributions import apply_temperature, renormalize, support
 
 
 class ConformativeDecoder:
@@ -26,7 +26,7 @@ class ConformativeDecoder:
         if not 0.0 <= options.weight <= 1.0:
             from alignkit.errors import UserError
 
-            raise UserError(f"--weight must be between 0 and 1, got {options.weight}")
+            raise UserError(f"--conformative-weight must be between 0 and 1, got {options.weight}")
         self.options = options
         self.extra_models = {"base": options.base_model}
 

@@ -1,7 +1,9 @@
-"""Configuration: typed dataclasses, filled from defaults <- YAML (`--config FILE`) <- explicit CLI flags.
+"""Configuration: typed dataclasses, filled from defaults <- the model's defaults <- YAML (`--config FILE`) <-
+explicit CLI flags.
 
 One precedence, documented in docs/cli.md: a flag given on the command line wins over the same key in the YAML
-file, which wins over the dataclass default. YAML keys are the flag names with `_` or `-` (`max_steps` or
+file, which wins over the defaults the model's folder declares (`alignkit-model.json`, e.g. the toy models' learning
+rate), which win over the dataclass default. YAML keys are the flag names with `_` or `-` (`max_steps` or
 `max-steps`); an unknown key is an error naming the key, the file and the nearest known key.
 
 Each command's options are a dataclass here; every field becomes a `--flag` through `opt(...)` metadata, so
@@ -30,8 +32,8 @@ REQUIRED: Any = _Required()
 def opt(default: Any = None, help: str = "", *, choices: tuple[str, ...] | None = None,
         argument: bool = False, flag: str | None = None, metavar: str | None = None, mode: str | None = None) -> Any:
     """A dataclass field that is also a CLI flag. `default=REQUIRED` makes it mandatory (after YAML).
-    mode: 'online' or 'pairwise' for an objective option that only that training mode reads; giving it a
-    non-default value in the other mode is an error (see `check_mode`)."""
+    mode: 'online' or 'pairwise' for a training option (TrainConfig's or an objective's) that only that training
+    mode reads; giving it a non-default value in the other mode is an error (see `check_mode`)."""
     meta = {"help": help, "choices": choices, "argument": argument, "flag": flag, "metavar": metavar, "mode": mode}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
@@ -102,58 +104,55 @@ class PrepareConfig:
     num_proc: int = opt(1, "Worker processes for tokenization.")
 
 
-# The default peak learning rate of a real model is TRL's (DPOConfig.learning_rate): a user's Hub model trained
-# without --learning-rate must not get the toy world's rate, which would wreck it in a few steps. The toy
-# models are 85k parameters and want a rate 300 times larger (docs/toy-world.md).
+# The default peak learning rate is TRL's (DPOConfig.learning_rate): a user's Hub model trained without
+# --learning-rate must not get the toy world's rate, which would wreck it in a few steps. The toy models are 85k
+# parameters and want a rate 300 times larger: their folders say so in alignkit-model.json (see model_defaults).
 DEFAULT_LEARNING_RATE = 1e-6
-TOY_LEARNING_RATE = 3e-4
 
 
 @dataclass
 class TrainConfig:
     model: str = opt("toy:instruct", "Policy to train: a folder, a Hub id or toy:base / toy:instruct.")
     ref_model: str | None = opt(None, "Reference model (default: the starting policy).")
-    data: str = opt("toy:prefs", "Preference data: a prepared folder, a raw file, a Hub id or toy:prefs.")
+    data: str = opt("toy:prefs", "Preference data: a prepared folder, a raw file, a Hub id or toy:prefs.",
+                    mode="pairwise")
     output: str = opt("runs/alignkit", "Output folder (model, tokenizer, alignkit.yaml, metrics.jsonl).")
     max_steps: int | None = opt(None, "Optimizer steps to run (overrides --epochs).")
     epochs: float = opt(3.0, "Passes over the training data.")
     batch_size: int = opt(8, "Pairs (or prompts, online) per micro-batch.")
     grad_accum: int = opt(1, "Micro-batches accumulated per optimizer step.")
-    learning_rate: float | None = opt(None, "Peak learning rate for AdamW (default: 3e-4 for a toy:* model, "
-                                      "1e-6 for any other, as TRL's DPOConfig).")
+    learning_rate: float = opt(DEFAULT_LEARNING_RATE, "Peak learning rate for AdamW (TRL's DPOConfig default; a "
+                               "model folder may set its own, e.g. the toy models' 3e-4: --print-config shows it).")
     lr_schedule: str = opt("linear", "Learning-rate schedule after warm-up.",
                            choices=("constant", "linear", "cosine"))
     warmup_steps: int = opt(0, "Linear warm-up steps.")
     weight_decay: float = opt(0.0, "AdamW weight decay.")
     max_grad_norm: float = opt(1.0, "Clip the gradient norm to this (0 disables).")
     save_steps: int = opt(0, "Write a checkpoint every N steps (0: only at the end).")
-    eval_split: float = opt(0.0, "Fraction of the data held out for evaluation.")
-    eval_steps: int = opt(0, "Evaluate on the held-out split every N steps (0: at the end only).")
+    eval_split: float = opt(0.0, "Fraction of the data held out for evaluation.", mode="pairwise")
+    eval_steps: int = opt(0, "Evaluate on the held-out split every N steps (0: at the end only).", mode="pairwise")
     logging_steps: int = opt(1, "Write metrics every N steps.")
     resume: bool = opt(False, "Resume from the newest checkpoint in --output.")
     seed: int = opt(0, "Random seed.")
     dtype: str = opt("auto", "Parameter dtype.", choices=("auto", "bf16", "fp32"))
     device: str = opt("auto", "auto, cpu, cuda or cuda:N.")
-    ref_mode: str = opt("precompute", "Reference log-probs: computed once before training, or every step.",
-                        choices=("precompute", "online"))
-    max_length: int | None = opt(None, "Maximum prompt + response tokens when preparing raw data.")
-    max_prompt_length: int | None = opt(None, "Maximum prompt tokens when preparing raw data.")
+    ref_mode: str = opt("precompute", "Reference log-probs of the pairs: computed once before training, or at "
+                        "every step.", choices=("precompute", "per-step"), mode="pairwise")
+    max_length: int | None = opt(None, "Maximum prompt + response tokens when preparing raw data.", mode="pairwise")
+    max_prompt_length: int | None = opt(None, "Maximum prompt tokens when preparing raw data.", mode="pairwise")
     lora: bool = opt(False, "Train a LoRA adapter; the reference is the model with the adapter disabled.")
     lora_rank: int = opt(16, "LoRA rank.")
     lora_alpha: float = opt(32.0, "LoRA alpha.")
     lora_dropout: float = opt(0.0, "LoRA dropout.")
     lora_target_modules: str = opt("all-linear", "Comma-separated module names, or all-linear.")
     online: bool = opt(False, "Online training: sample from the policy and score with --reward.")
-    prompts: str = opt("toy:prompts", "Prompts for online training: a file, a prepared folder or toy:prompts.")
-    reward: str = opt("toy", "Reward source for online training: toy, module:function, or a reward model path.")
-    group_size: int = opt(8, "Samples per prompt in online training.")
-    max_new_tokens: int = opt(64, "Maximum tokens sampled per completion in online training.")
-    temperature: float = opt(1.0, "Sampling temperature in online training.")
-
-    def __post_init__(self) -> None:
-        if self.learning_rate is None:  # resolved here, so --print-config and alignkit.yaml show the rate used
-            toy = self.model.startswith("toy:")
-            self.learning_rate = TOY_LEARNING_RATE if toy else DEFAULT_LEARNING_RATE
+    prompts: str = opt("toy:prompts", "Prompts for online training: a file, a prepared folder or toy:prompts.",
+                       mode="online")
+    reward: str = opt("toy", "Reward source for online training: toy, module:function, or a reward model path.",
+                      mode="online")
+    group_size: int = opt(8, "Samples per prompt in online training.", mode="online")
+    max_new_tokens: int = opt(64, "Maximum tokens sampled per completion in online training.", mode="online")
+    temperature: float = opt(1.0, "Sampling temperature in online training.", mode="online")
 
 
 @dataclass
@@ -176,6 +175,8 @@ class DecodeConfig:
     seed: int = opt(0, "Random seed (same seed, same outputs on CPU).")
     dtype: str = opt("auto", "Parameter dtype.", choices=("auto", "bf16", "fp32"))
     device: str = opt("auto", "auto, cpu, cuda or cuda:N.")
+    exact: bool = opt(False, "Instead of sampling, write the exact expected reward, entropy, KL and length of the "
+                      "distribution this command samples from (a toy-world model), as JSON to --output.")
 
 
 @dataclass
@@ -187,7 +188,8 @@ class EvalConfig:
     reward: str | None = opt(None, "Reward source for quality: toy, module:function, or a reward model path.")
     embedder: str | None = opt(None, "Sentence encoder folder or Hub id for embedding diversity.")
     model: str | None = opt(None, "Model to decode first when no generations are given (or for --exact).")
-    ref_model: str | None = opt(None, "Reference model for the exact KL (default: toy:base).")
+    ref_model: str | None = opt(None, "Reference model for the exact KL (default: the world's own, toy:base for "
+                                "the toy world).")
     exact: bool = opt(False, "Exact toy-world evaluation of --model by enumerating every response.")
     pass_threshold: float = opt(1.0, "A reward at or above this counts as correct for pass@k.")
     num_samples: int = opt(8, "Samples per prompt when --model is decoded first.")
@@ -196,7 +198,52 @@ class EvalConfig:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Resolution: defaults <- YAML <- explicit flags.
+# What a model folder says about itself: alignkit-model.json
+
+
+MODEL_INFO = "alignkit-model.json"
+
+
+def model_info(spec: str) -> dict[str, Any]:
+    """The `alignkit-model.json` of a model spec's folder, or {} (a Hub id, a .gguf file, a folder without one).
+
+    It travels with the model: `train` copies it into the run folder, so a trained toy model passed by its path
+    is still a toy model. Keys: "defaults" ({"train": {...}, "train --online": {...}}, TrainConfig fields) and
+    "world" (the name of an enumerable world whose exact evaluation applies, e.g. "toy").
+    """
+    import json
+
+    from alignkit.plugins import is_named_resource, resolve_resource
+
+    if is_named_resource(spec):
+        folder = Path(resolve_resource(spec, "model"))
+    elif Path(spec).is_dir():
+        folder = Path(spec)
+    else:  # resolving other specs may convert or download: their defaults are the dataclass's
+        return {}
+    path = folder / MODEL_INFO
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
+    return info if isinstance(info, dict) else {}
+
+
+def model_defaults(spec: str, online: bool) -> dict[str, Any]:
+    """TrainConfig defaults the model declares: its "train" defaults, then (online) its "train --online" ones."""
+    defaults = model_info(spec).get("defaults", {})
+    values = dict(defaults.get("train", {}))
+    if online:
+        values.update(defaults.get("train --online", {}))
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    check_unknown(values, known, f"the defaults of model '{spec}' ({MODEL_INFO})")
+    return values
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Resolution: defaults <- the model's defaults <- YAML <- explicit flags.
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -289,6 +336,11 @@ def check_unknown(yaml_values: dict[str, Any], known: set[str], source: str) -> 
 
 def to_dict(instance: Any) -> dict[str, Any]:
     return dataclasses.asdict(instance)
+
+
+def plain(value: Any) -> Any:
+    """A resolved value as YAML writes it (lists copied, so the flat config never aliases a section's list)."""
+    return list(value) if isinstance(value, list) else value
 
 
 def dump_yaml(values: dict[str, Any]) -> str:

@@ -52,6 +52,12 @@ def register_resources(register):
 
 
 @hookspec
+def register_worlds(register):
+    """Register enumerable worlds whose exact evaluation `eval --exact` / `decode --exact` run:
+    `register(registry.World(...))`."""
+
+
+@hookspec
 def register_commands(cli):
     """Add subcommands to the Typer app `cli` (e.g. `@cli.command()`)."""
 

@@ -185,6 +185,30 @@ def resolve_resource(spec: str, kind: str) -> str:
     return spec
 
 
+def load_reward(spec: str) -> Callable[[list[str], list[str]], list[float]]:
+    """The reward function for a SPEC ('toy', 'pkg.module:function', 'path/to/file.py:function', a model folder):
+    the registered reward source of highest priority whose `matches` accepts it loads it."""
+    sources = sorted(registry().all("reward"), key=lambda s: -s.priority)
+    for source in sources:
+        if source.matches(spec):
+            return source.load(spec)
+    raise UserError(f"no reward source understands '{spec}'; use toy, module:function, or a reward model folder "
+                    f"(sources: {', '.join(s.name for s in sources)})")
+
+
+def world_of(spec: str) -> Any:
+    """The registered World a model belongs to (its alignkit-model.json names it), or None."""
+    from alignkit.config import model_info
+
+    name = model_info(spec).get("world")
+    return registry().get("world", name) if name else None
+
+
+def is_named_resource(spec: str) -> bool:
+    """Whether `spec` is a registered name (toy:instruct), not a family member or a plain path."""
+    return any(r.name == spec and r.matches is None for r in registry().all("resource"))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Lifecycle hooks
 

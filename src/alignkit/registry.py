@@ -182,7 +182,7 @@ class Resource:
     """A name that stands for a model or a data set (`toy:instruct`, `toy:prefs`), or a family of specs that need
     a step before transformers or alignkit's readers can open them (any `*.gguf` file).
 
-    kind: 'model' (a --model / --ref-model / --base-model spec) or 'data' (a data, prompts or prepare spec).
+    kind: 'model' (a --model / --ref-model / --conformative-base-model spec) or 'data' (a data, prompts or prepare spec).
     resolve(spec) -> str: the folder or file the spec stands for; called when a command needs it, so it may be slow
         (it may convert a file once into a cache) and may import torch.
     matches(spec) -> bool for a family of specs; None: the record stands for its `name` exactly.
@@ -194,9 +194,34 @@ class Resource:
     resolve: Callable[[str], str]
     matches: Callable[[str], bool] | None = None
     priority: int = 0
+    group: str = ""   # what a command's one-line notice calls it when it stands in by default ("the toy world")
     plugin: str = ""
 
     kind_name = "resource"
+
+
+@dataclass(frozen=True)
+class World:
+    """An enumerable world: every response to every prompt can be listed and scored, so a model's (or a
+    sampler's) expected reward, entropy, KL and length are exact, not estimates. A model belongs to a world when
+    its folder's alignkit-model.json names it (`"world": "toy"`); `eval --exact`, `decode --exact` and the
+    toy world's before/after figures at the end of training read that.
+
+    evaluate(model, tokenizer, ref_model=None) -> {"per_prompt": [...], "mean": {"expected_reward", "entropy",
+        "kl", "expected_length", "outside_mass"}}; kl is None without a reference model.
+    evaluate_decoder(decoder, models, tokenizer, settings, ref_model=None) -> the same, for the distribution the
+        sampler draws from (models: role -> model as the sampling loop takes them).
+    reference: the model spec a KL is measured against when the user names none.
+    """
+
+    name: str
+    help: str
+    evaluate: Callable[..., dict]
+    evaluate_decoder: Callable[..., dict]
+    reference: str = ""
+    plugin: str = ""
+
+    kind_name = "world"
 
 
 @dataclass(frozen=True)
@@ -218,6 +243,7 @@ KINDS: dict[str, Kind] = {
     "reward": Kind(RewardSource, "register_rewards", "reward sources"),
     "format": Kind(Format, "register_formats", "formats"),
     "resource": Kind(Resource, "register_resources", "resources"),
+    "world": Kind(World, "register_worlds", "worlds"),
 }
 
 

@@ -131,7 +131,7 @@ def test_reject_policy_leaves_out_rows_over_the_limits(tokenizer, tmp_path):
 
 def test_limit_reads_only_the_first_rows_and_format_can_be_forced(tokenizer, fixtures):
     limited = run(tokenizer, fixtures / "standard.jsonl", limit=4)
-    assert limited.manifest["counts"] == {"read": 4, "kept": 2, "rejected": 2, "truncated": 0,
+    assert limited.manifest["counts"] == {"read": 4, "kept": 2, "rejected": 2, "truncated": 0, "prompt_cut": 0,
                                           "rejected_by_reason": {"malformed JSON": 1, "missing field": 1}}
     # Forced as prompt-only, the pairwise rows keep just their prompts.
     forced = run(tokenizer, fixtures / "standard.csv", format="prompt")

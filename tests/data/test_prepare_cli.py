@@ -77,3 +77,19 @@ def test_load_prepared_prepares_raw_data_on_the_fly(tokenizer, fixtures, capsys)
     dataset = load_prepared(str(fixtures / "prompts.jsonl"), tokenizer, "prompt", max_prompt_length=4)
     assert dataset["prompt_length"] == [4, 4, 4]  # every kept prompt cut to its last 4 tokens
     assert "3 of 5 rows kept, 2 rejected" in capsys.readouterr().out
+
+
+def test_a_file_whose_every_row_is_rejected_is_an_error_with_the_reasons_and_writes_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from alignkit.cli import build_app
+
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"prompt": "a", "chosen": "same", "rejected": "same"}\n{not json\n')
+    out = tmp_path / "prepared"
+    result = CliRunner().invoke(build_app(), ["prepare", str(data), "--output", str(out)])
+    assert result.exit_code == 2
+    assert "error: no row of" in result.output and "2 read: 1 chosen identical to rejected, 1 malformed JSON" in \
+        result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()

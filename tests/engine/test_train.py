@@ -89,7 +89,7 @@ def test_outputs_and_metric_names(model_dir, tmp_path, monkeypatch):
 
 def test_lora_saves_an_adapter_and_starts_at_the_reference(model_dir, tmp_path, monkeypatch):
     out = train(model_dir, tmp_path / "l", monkeypatch, batch_size=4, max_steps=2, lora=True, lora_rank=4,
-                ref_mode="online")
+                ref_mode="per-step")
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(model_dir)
     assert metrics(out)[0]["loss"] == pytest.approx(0.693147, abs=1e-5)  # adapter starts at zero: −log σ(0)
@@ -99,14 +99,14 @@ def test_lora_saves_an_adapter_and_starts_at_the_reference(model_dir, tmp_path, 
 def test_qempo_kl_with_lora_uses_the_adapter_off_model_as_reference(model_dir, tmp_path, monkeypatch):
     """--constraint kl --lora: the reference is the adapter-off model. At step 1 (adapter at zero) the loss equals
     full fine-tuning's against a frozen copy, and is not log 2 (γ = 0.5 leaves β(1−γ)Δ_ref). Over three steps,
-    the reference computed every step with the adapter off (--ref-mode online) equals the one precomputed from
+    the reference computed every step with the adapter off (--ref-mode per-step) equals the one precomputed from
     the starting model before training: an adapter left on would move it from step 2."""
     import alignkit_qempo
 
     opts = alignkit_qempo.QEMPOOptions(constraint="kl", beta=0.5, gamma=0.5)
     run = lambda name, **kw: train(model_dir, tmp_path / name, monkeypatch, name="qempo", options=opts,  # noqa: E731
                                    batch_size=4, max_steps=3, **kw)
-    full, pre, onl = run("f"), run("p", lora=True, lora_rank=4), run("o", lora=True, lora_rank=4, ref_mode="online")
+    full, pre, onl = run("f"), run("p", lora=True, lora_rank=4), run("o", lora=True, lora_rank=4, ref_mode="per-step")
     assert (pre / "adapter_config.json").is_file() and (pre / "ref_logps.pt").is_file()
     assert metrics(pre)[0]["loss"] == pytest.approx(metrics(full)[0]["loss"], rel=1e-5)
     assert abs(metrics(full)[0]["loss"] - 0.693147) > 1e-3
@@ -117,7 +117,7 @@ def test_qempo_kl_with_lora_uses_the_adapter_off_model_as_reference(model_dir, t
 
 def test_precomputed_reference_equals_online(model_dir, tmp_path, monkeypatch):
     pre = train(model_dir, tmp_path / "p", monkeypatch, batch_size=4, max_steps=3, ref_mode="precompute")
-    onl = train(model_dir, tmp_path / "n", monkeypatch, batch_size=4, max_steps=3, ref_mode="online")
+    onl = train(model_dir, tmp_path / "n", monkeypatch, batch_size=4, max_steps=3, ref_mode="per-step")
     assert (pre / "ref_logps.pt").is_file()
     for a, b in zip(metrics(pre), metrics(onl)):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
@@ -128,7 +128,7 @@ def test_divergence_is_a_user_error_naming_the_step_and_the_last_checkpoint(mode
     """A loss that turns NaN on its second call: step 1 is checkpointed, step 2 stops the run."""
     import dataclasses
 
-    from alignkit.engine.losses import dpo_loss
+    from alignkit.builtins.losses import dpo_loss
 
     calls = []
 

@@ -6,7 +6,7 @@ import torch
 
 from alignkit.data.collate import collate_pairs
 from alignkit.engine.logprobs import pair_logprobs
-from alignkit.engine.losses import dpo_loss, simpo_loss
+from alignkit.builtins.losses import dpo_loss, simpo_loss
 from tiny import PAD, pair_rows, tiny_model, tiny_tokenizer
 
 torch.set_num_threads(1)

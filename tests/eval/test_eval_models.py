@@ -40,7 +40,7 @@ def test_reward_model_scores_match_unbatched_logits(tmp_path, minilm_folder):
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from alignkit.eval.rewards import load_reward
+    from alignkit.plugins import load_reward
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder)

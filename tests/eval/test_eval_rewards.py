@@ -2,7 +2,8 @@
 import pytest
 
 from alignkit.errors import UserError
-from alignkit.eval.rewards import is_python_spec, is_reward_model_spec, load_python_reward, load_reward
+from alignkit.builtins.rewards import is_python_spec, is_reward_model_spec, load_python_reward
+from alignkit.plugins import load_reward
 
 
 def test_python_reward_from_module_function(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ Shapes are those the engine passes: (B,) log-prob sums and (B,) token counts.
 import pytest
 import torch
 
-from alignkit.engine.losses import dpo_loss, simpo_loss
+from alignkit.builtins.losses import dpo_loss, simpo_loss
 from alignkit_hdpo.loss import hdpo_loss
 from alignkit_poet.mask import poet_masks
 from alignkit_qempo import QEMPOOptions

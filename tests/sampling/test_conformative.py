@@ -4,7 +4,7 @@ import pytest
 from sampling_helpers import FixedModel, tiny_tokenizer
 from test_truncation import P, assert_matches, draw, normalised
 
-from alignkit.builtins.decoders import SampleDecoder
+from alignkit.engine.distributions import SampleDecoder
 from alignkit.engine.sample import SamplingSettings, check_vocabularies, encode_prompts, sample
 from alignkit.errors import UserError
 from alignkit_conformative import ConformativeOptions
@@ -84,5 +84,5 @@ def test_different_vocabularies_are_refused_naming_the_first_differing_token():
 
 
 def test_weight_outside_zero_one_is_a_user_error():
-    with pytest.raises(UserError, match="--weight"):
+    with pytest.raises(UserError, match="--conformative-weight"):
         conformative(1.5)

@@ -1,5 +1,5 @@
 """Conformative decoding on the toy world: toy:instruct guided by toy:base, against plain sampling of toy:instruct
-at the same settings (--mix prob, --truncate-on instruct, temperature 1, seed 0).
+at the same settings (--conformative-mix prob, --conformative-truncate-on instruct, temperature 1, seed 0).
 
 Exact figures (alignkit.toy.exact.exact_evaluate_decoder, mean over the 8 prompts) and distinct-n of real samples
 (`alignkit decode` 8 prompts x 32, then `alignkit eval --reward toy`) are those in docs/algorithms/conformative.md.
@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from alignkit import toy  # noqa: E402
-from alignkit.builtins.decoders import SampleDecoder  # noqa: E402
+from alignkit.engine.distributions import SampleDecoder  # noqa: E402
 from alignkit.cli import build_app  # noqa: E402
 from alignkit.engine.sample import SamplingSettings  # noqa: E402
 from alignkit.toy.exact import exact_evaluate_decoder  # noqa: E402
@@ -72,8 +72,8 @@ def test_without_truncation_the_base_weight_buys_entropy_with_reward(exact):
 
 def test_inside_the_instruct_nucleus_the_base_weight_buys_length_not_diversity(exact):
     """top-p 0.9, exact. Measured: plain 0.845 / 3.82 nats / 4.43 words; conformative w = 0.5 with the default
-    --truncate-on instruct 0.792 / 3.82 / 4.83: the reward drops by 0.05 and responses grow by 0.4 words (the base
-    model likes the filler tail) at the same entropy. --truncate-on mixed lets the base model's tokens in:
+    --conformative-truncate-on instruct 0.792 / 3.82 / 4.83: the reward drops by 0.05 and responses grow by 0.4 words (the base
+    model likes the filler tail) at the same entropy. --conformative-truncate-on mixed lets the base model's tokens in:
     0.634 / 4.99 / 4.90."""
     plain, conf, mixed = exact[("instruct", 0, 0.9)], exact[("instruct", 0.5, 0.9)], exact[("mixed", 0.5, 0.9)]
     assert plain["expected_reward"] == pytest.approx(0.845, abs=0.005)
@@ -102,7 +102,7 @@ def test_distinct_n_of_real_samples_through_the_cli(tmp_path, exact):
     decode = ["decode", "--model", "toy:instruct", "--num-samples", 32, "--top-p", 1.0, "--device", "cpu"]
     plain, conf = tmp_path / "plain.jsonl", tmp_path / "conf.jsonl"
     run_cli(*decode, "--output", plain)
-    run_cli(*decode, "--conformative", "--base-model", "toy:base", "--weight", 0.5, "--output", conf)
+    run_cli(*decode, "--conformative", "--conformative-base-model", "toy:base", "--conformative-weight", 0.5, "--output", conf)
     run_cli("eval", plain, conf, "--reward", "toy", "--bootstrap", 0, "--output", tmp_path / "eval")
     files = json.loads((tmp_path / "eval" / "report.json").read_text())["files"]
     got = {f["label"]: {name: m["mean"] for name, m in f["metrics"].items() if m} for f in files}

@@ -71,8 +71,8 @@ def test_conformative_weight_zero_writes_the_plain_samples(saved_models, prompts
               "--top-p", "0.8"]
     plain, mixed, half = tmp_path / "plain.jsonl", tmp_path / "mixed.jsonl", tmp_path / "half.jsonl"
     assert decode(*common, "--output", str(plain)).exit_code == 0
-    result = decode(*common, "--output", str(mixed), "--conformative", "--base-model", saved_models["base"],
-                    "--weight", "0")
+    result = decode(*common, "--output", str(mixed), "--conformative", "--conformative-base-model", saved_models["base"],
+                    "--conformative-weight", "0")
     assert result.exit_code == 0, result.output
     texts = lambda p: [json.loads(line)["text"] for line in p.read_text().splitlines()]  # noqa: E731
     assert texts(mixed) == texts(plain)
@@ -80,8 +80,8 @@ def test_conformative_weight_zero_writes_the_plain_samples(saved_models, prompts
     assert record["decoder"] == "conformative"
     assert record["decoder_options"] == {"base_model": saved_models["base"], "weight": 0.0, "mix": "prob",
                                          "truncate_on": "instruct"}
-    assert decode(*common, "--output", str(half), "--conformative", "--base-model", saved_models["base"],
-                  "--weight", "0.5").exit_code == 0
+    assert decode(*common, "--output", str(half), "--conformative", "--conformative-base-model", saved_models["base"],
+                  "--conformative-weight", "0.5").exit_code == 0
     assert texts(half) != texts(plain)
 
 
@@ -122,7 +122,7 @@ def test_prompt_files_in_other_formats(tmp_path):
 def test_decode_help_lists_the_conformative_switch_and_its_options():
     result = CliRunner().invoke(build_app(), ["decode", "--help"], terminal_width=200)
     assert result.exit_code == 0
-    for flag in ("--conformative", "--base-model", "--weight", "--mix", "--truncate-on", "--top-p", "--min-p"):
+    for flag in ("--conformative", "--conformative-base-model", "--conformative-weight", "--conformative-mix", "--conformative-truncate-on", "--top-p", "--min-p"):
         assert flag in result.output
 
 
@@ -133,23 +133,23 @@ def test_base_model_with_another_vocabulary_is_refused(saved_models, prompts_fil
     other.add_tokens(["<extra>"])
     other.save_pretrained(saved_models["base"])
     result = decode("--model", saved_models["instruct"], "--prompts", prompts_file, "--output",
-                    str(tmp_path / "o.jsonl"), "--conformative", "--base-model", saved_models["base"])
+                    str(tmp_path / "o.jsonl"), "--conformative", "--conformative-base-model", saved_models["base"])
     assert result.exit_code == 2
     assert "the base model's tokenizer differs from the policy's at token id 44: None vs '<extra>'" in result.output
     assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_toy_world_defaults_conformative_weight_zero_equals_plain(tmp_path):
-    # the defaults: --model toy:instruct --base-model toy:base --prompts toy:prompts
+    # the defaults: --model toy:instruct --conformative-base-model toy:base --prompts toy:prompts
     plain, mixed = tmp_path / "plain.jsonl", tmp_path / "mixed.jsonl"
     result = decode("--output", str(plain), "--top-p", "0.9")
     assert result.exit_code == 0
     # one line names the toy inputs this run reads: no base model for plain decoding
     assert ("using the toy world: model=toy:instruct, prompts=toy:prompts (pass --model / --prompts for your own)"
             in result.output)
-    result = decode("--output", str(mixed), "--top-p", "0.9", "--conformative", "--weight", "0")
+    result = decode("--output", str(mixed), "--top-p", "0.9", "--conformative", "--conformative-weight", "0")
     assert result.exit_code == 0, result.output
-    assert "prompts=toy:prompts, base_model=toy:base (pass --model / --prompts / --base-model" in result.output
+    assert "prompts=toy:prompts, conformative_base_model=toy:base (pass --model / --prompts / --conformative-base-model" in result.output
     rows = lambda p: [json.loads(line) for line in p.read_text().splitlines()]  # noqa: E731
     assert [r["text"] for r in rows(mixed)] == [r["text"] for r in rows(plain)]
     assert rows(mixed)[0]["decoder_options"]["base_model"] == "toy:base"

@@ -3,7 +3,7 @@ padding against one prompt at a time, greedy decoding against transformers' gene
 import pytest
 import torch
 
-from alignkit.builtins.decoders import SampleDecoder
+from alignkit.engine.distributions import SampleDecoder
 from alignkit.engine.sample import SamplingSettings, encode_prompts, sample
 from alignkit.errors import UserError
 
@@ -49,8 +49,9 @@ def test_encode_prompts_plain_and_chat(tokenizer):
     messages = [{"role": "user", "content": "ab"}]
     with pytest.raises(UserError, match="no chat template"):
         encode_prompts(tokenizer, [messages])
-    with pytest.raises(UserError, match="string prompts"):
-        encode_prompts(tokenizer, [messages], template="plain")
+    # plain flattens messages to 'role: content' text, as prepare renders them: the same ids in training and decode
+    assert encode_prompts(tokenizer, [messages], template="plain") == [
+        tokenizer("user: ab\nassistant: ")["input_ids"]]
     tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}={% endfor %}"
     try:
         assert encode_prompts(tokenizer, [messages]) == [[3, 4, tokenizer.convert_tokens_to_ids("=")]]  # auto uses the template for messages

@@ -8,7 +8,7 @@ import pytest
 import torch
 from sampling_helpers import FakeTokenizer, FixedModel
 
-from alignkit.builtins.decoders import SampleDecoder, min_p_filter, top_k_filter, top_p_filter
+from alignkit.engine.distributions import SampleDecoder, min_p_filter, top_k_filter, top_p_filter
 from alignkit.engine.sample import SamplingSettings, make_generator, sample_batch
 
 P = [0.02, 0.30, 0.20, 0.15, 0.12, 0.10, 0.06, 0.05]  # token 0 is EOS

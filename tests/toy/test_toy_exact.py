@@ -11,7 +11,7 @@ torch.set_num_threads(1)
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from alignkit import toy  # noqa: E402
-from alignkit.builtins.decoders import SampleDecoder  # noqa: E402
+from alignkit.engine.distributions import SampleDecoder  # noqa: E402
 from alignkit.engine.sample import SamplingSettings, make_generator, sample_batch  # noqa: E402
 from alignkit.errors import UserError  # noqa: E402
 from alignkit.toy import build, reward, world  # noqa: E402
@@ -121,7 +121,7 @@ def test_exact_values_agree_with_monte_carlo(which, base, instruct, tok, evaluat
     assert exact["prompt"] == prompt
     dist = sequence_distribution(model, tok, prompt)
     table = {tuple(s): (float(lp), reward.score(prompt, y))
-             for s, lp, y in zip(world.token_ids(tok, dist["responses"]), dist["logprobs"], dist["responses"])}
+             for s, lp, y in zip(world.encode(tok, prompt, dist["responses"])[1], dist["logprobs"], dist["responses"])}
 
     n = 2000
     samples = ancestral_samples(model, tok, prompt, n, seed=7)
@@ -226,7 +226,7 @@ def test_exact_decoder_figures_agree_with_the_real_sampler(top_p, base, instruct
     dist = decoder_distribution(decoder, models, tok, prompt, settings)
     exact = exact_evaluate_decoder(decoder, models, tok, settings, prompts=[prompt])["per_prompt"][0]
     table = {tuple(s): (float(lq), reward.score(prompt, y))
-             for s, lq, y in zip(world.token_ids(tok, dist["responses"]), dist["logprobs"], dist["responses"])}
+             for s, lq, y in zip(world.encode(tok, prompt, dist["responses"])[1], dist["logprobs"], dist["responses"])}
 
     n = 4000
     prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]

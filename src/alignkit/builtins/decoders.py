@@ -1,9 +1,8 @@
 """Built-in decoder `sample`: temperature, top-k, top-p (nucleus) and min-p truncation of the policy's logits.
 
-The truncations are small pure functions on `(B, V)` log-probs that other decoders reuse (conformative decoding
-truncates the instruct or the mixed distribution with `truncate`). Each returns log-probs renormalised on its
-support, `-inf` outside it. torch is imported inside the functions: this module registers a plugin and must keep
-`alignkit --help` light.
+The sampler and the truncation helpers it is made of live in the engine's public module
+`alignkit.engine.distributions`, which other decoders reuse; this module only registers it and stays light (no
+torch at import).
 """
 from __future__ import annotations
 
@@ -13,76 +12,13 @@ from alignkit import hookimpl
 from alignkit.registry import Decoder, NoOptions
 
 
-def renormalize(logprobs: Any) -> Any:
-    """(B, V) log-weights (-inf allowed) -> log-probs that sum to one over each row's finite entries."""
-    return logprobs - logprobs.logsumexp(dim=-1, keepdim=True)
+def make_sampler(options: Any) -> Any:
+    from alignkit.engine.distributions import SampleDecoder
 
-
-def apply_temperature(logits: Any, temperature: float) -> Any:
-    """(B, V) logits -> (B, V) log-probs of softmax(logits / T). T = 0 means greedy (all mass on the argmax)."""
-    import torch
-
-    logits = logits.float()
-    if temperature <= 0:
-        greedy = torch.full_like(logits, float("-inf"))
-        return greedy.scatter(-1, logits.argmax(dim=-1, keepdim=True), 0.0)
-    return torch.log_softmax(logits / temperature, dim=-1)
-
-
-def top_k_filter(logprobs: Any, k: int) -> Any:
-    """Keep each row's k most likely tokens (k <= 0: off). Ties at the k-th value are all kept."""
-    if k <= 0 or k >= logprobs.shape[-1]:
-        return logprobs
-    kth = logprobs.topk(k, dim=-1).values[..., -1:]  # (B, 1) the k-th largest log-prob
-    return renormalize(logprobs.masked_fill(logprobs < kth, float("-inf")))
-
-
-def top_p_filter(logprobs: Any, p: float) -> Any:
-    """Nucleus: keep the smallest set of most likely tokens whose probability reaches p (p >= 1: off)."""
-    if p >= 1.0:
-        return logprobs
-    sorted_lp, order = logprobs.sort(dim=-1, descending=True)  # (B, V)
-    mass_before = sorted_lp.exp().cumsum(dim=-1) - sorted_lp.exp()  # probability of strictly likelier tokens
-    drop_sorted = mass_before >= p  # the top token has mass_before = 0 and is always kept
-    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
-    return renormalize(logprobs.masked_fill(drop, float("-inf")))
-
-
-def min_p_filter(logprobs: Any, min_p: float) -> Any:
-    """Keep tokens whose probability is at least min_p times the row's top probability (min_p <= 0: off)."""
-    import math
-
-    if min_p <= 0:
-        return logprobs
-    threshold = logprobs.max(dim=-1, keepdim=True).values + math.log(min_p)  # (B, 1)
-    return renormalize(logprobs.masked_fill(logprobs < threshold, float("-inf")))
-
-
-def truncate(logprobs: Any, settings: Any) -> Any:
-    """top-k, then top-p, then min-p (each on the renormalised result of the previous), as in transformers."""
-    logprobs = top_k_filter(logprobs, settings.top_k)
-    logprobs = top_p_filter(logprobs, settings.top_p)
-    return min_p_filter(logprobs, settings.min_p)
-
-
-def support(logprobs: Any, settings: Any) -> Any:
-    """(B, V) bool: the tokens that survive `truncate`. Decoders mask with it and renormalise once."""
-    return truncate(logprobs, settings).isfinite()
-
-
-class SampleDecoder:
-    """Plain sampling from the policy: softmax(logits / T), truncated. Needs no other model."""
-
-    extra_models: dict[str, str] = {}
-
-    def step(self, logits: dict[str, Any], settings: Any) -> Any:
-        # (B, V) policy logits -> (B, V) log-probs of the distribution to sample from. Masking the untruncated
-        # log-probs and renormalising once is what conformative decoding does at w = 0, bit for bit.
-        logprobs = apply_temperature(logits["policy"], settings.temperature)
-        return renormalize(logprobs.masked_fill(~support(logprobs, settings), float("-inf")))
+    return SampleDecoder()
 
 
 @hookimpl
 def register_decoders(register):
     register(Decoder(name="sample", help="Sample from the model with temperature, top-k, top-p and min-p.",
-                     make=lambda options: SampleDecoder(), options=NoOptions))
+                     make=make_sampler, options=NoOptions))

@@ -1,7 +1,7 @@
 """Built-in training objectives (dpo, simpo). Registered through the same hook contract as any plugin.
 
-The loss functions live in `alignkit.engine.losses` and are imported only when a loss is computed, so that
-`alignkit --help` never imports torch.
+The loss functions live beside this module in `alignkit.builtins.losses` and are imported only when a loss is
+computed, so that `alignkit --help` never imports torch.
 """
 from __future__ import annotations
 
@@ -25,13 +25,13 @@ class SimPOOptions:
 
 
 def dpo(*args: Any, **kwargs: Any) -> Any:
-    from alignkit.engine.losses import dpo_loss
+    from alignkit.builtins.losses import dpo_loss
 
     return dpo_loss(*args, **kwargs)
 
 
 def simpo(*args: Any, **kwargs: Any) -> Any:
-    from alignkit.engine.losses import simpo_loss
+    from alignkit.builtins.losses import simpo_loss
 
     return simpo_loss(*args, **kwargs)
 
@@ -51,9 +51,9 @@ def dpo_online_returns(rewards: Any, policy_logps: Any, ref_logps: Any, state: d
 
 
 # Docstrings (formula, paper, intuition) are the loss functions'; the lazy wrappers show the same text.
-dpo.__doc__ = "Sigmoid DPO −log σ(β(Δ_θ − Δ_ref)); arXiv 2305.18290v3 (see alignkit.engine.losses.dpo_loss)."
+dpo.__doc__ = "Sigmoid DPO −log σ(β(Δ_θ − Δ_ref)); arXiv 2305.18290v3 (see alignkit.builtins.losses.dpo_loss)."
 simpo.__doc__ = ("SimPO −log σ(β/|y_w|·log π(y_w) − β/|y_l|·log π(y_l) − γ); arXiv 2405.14734v3 "
-                 "(see alignkit.engine.losses.simpo_loss).")
+                 "(see alignkit.builtins.losses.simpo_loss).")
 
 
 @hookimpl

@@ -1,19 +1,115 @@
 """Built-in reward sources: a python callable (`module:function`, `file.py:function`) and a reward model.
 
-The toy verifier (`toy`) is registered by alignkit.toy.plugin. Loaders live in alignkit.eval.rewards and import
-torch only when a reward model is actually loaded.
+A reward is `fn(prompts: list[str], completions: list[str]) -> list[float]`, one float per (prompt, completion)
+pair; `alignkit.plugins.load_reward(spec)` picks the source whose `matches` accepts the spec. The toy verifier
+(`toy`) is registered by alignkit.toy.plugin. torch is imported only when a reward model is actually loaded.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
 from alignkit import hookimpl
-from alignkit.eval import rewards as R
+from alignkit.errors import UserError
 from alignkit.registry import RewardSource
+
+RewardFn = Callable[[list[str], list[str]], list[float]]
+
+_MODULE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_FILE_SPEC = re.compile(r"^(?P<path>.+\.py):(?P<fn>[A-Za-z_]\w*)$")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# python: a function in an importable module or a .py file.
+
+
+def is_python_spec(spec: str) -> bool:
+    return bool(_FILE_SPEC.match(spec) or (_MODULE_SPEC.match(spec) and not spec.startswith("toy:")))
+
+
+def load_python_reward(spec: str) -> RewardFn:
+    file_match = _FILE_SPEC.match(spec)
+    if file_match:
+        path, name = Path(file_match["path"]), file_match["fn"]
+        if not path.is_file():
+            raise UserError(f"reward file '{path}' does not exist")
+        module_name = f"alignkit_reward_{abs(hash(str(path.resolve())))}"
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module  # lets dataclasses/pickling inside the file find their module
+        module_spec.loader.exec_module(module)
+    else:
+        module_path, name = spec.split(":")
+        try:
+            module = importlib.import_module(module_path)
+        except ModuleNotFoundError as exc:
+            raise UserError(f"reward module '{module_path}' cannot be imported ({exc}); is it on PYTHONPATH?") \
+                from None
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise UserError(f"reward '{spec}': '{name}' is not a function in {module.__name__}")
+
+    def reward(prompts: list[str], completions: list[str]) -> list[float]:
+        scores = [float(s) for s in fn(list(prompts), list(completions))]
+        if len(scores) != len(completions):
+            raise UserError(f"reward '{spec}' returned {len(scores)} scores for {len(completions)} completions")
+        return scores
+
+    return reward
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reward-model: an AutoModelForSequenceClassification with one label; score = that label's logit.
+
+
+def is_reward_model_spec(spec: str) -> bool:
+    """A local folder with a config.json, or something shaped like a Hub id ('org/name')."""
+    if ":" in spec:
+        return False
+    path = Path(spec)
+    if path.is_dir():
+        return (path / "config.json").is_file()
+    return bool(re.match(r"^[\w.-]+/[\w.-]+$", spec))
+
+
+def load_reward_model(spec: str, batch_size: int = 16) -> RewardFn:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec)
+        model = AutoModelForSequenceClassification.from_pretrained(spec)
+    except OSError as exc:
+        raise UserError(f"cannot load reward model '{spec}': {str(exc).splitlines()[0]}") from None
+    if model.config.num_labels != 1:
+        raise UserError(f"reward model '{spec}' has {model.config.num_labels} labels; a reward model has one")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id  # sequence classifiers read the last non-pad token
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+
+    @torch.no_grad()
+    def reward(prompts: list[str], completions: list[str]) -> list[float]:
+        scores: list[float] = []
+        for start in range(0, len(prompts), batch_size):
+            texts = [p + c for p, c in zip(prompts[start:start + batch_size], completions[start:start + batch_size])]
+            batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True).to(device)
+            logits = model(**batch).logits  # (B, 1)
+            scores += logits[:, 0].float().cpu().tolist()
+        return scores
+
+    return reward
 
 
 @hookimpl
 def register_rewards(register):
     register(RewardSource("python", "A function fn(prompts, completions) -> list[float]: 'pkg.module:fn' or "
-                          "'path/to/file.py:fn'.", R.is_python_spec, R.load_python_reward, priority=10))
+                          "'path/to/file.py:fn'.", is_python_spec, load_python_reward, priority=10))
     register(RewardSource("reward-model", "A sequence-classification model with one label (folder or Hub id); "
-                          "score = its logit on prompt + completion.", R.is_reward_model_spec, R.load_reward_model,
+                          "score = its logit on prompt + completion.", is_reward_model_spec, load_reward_model,
                           priority=0))

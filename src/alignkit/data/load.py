@@ -2,25 +2,12 @@
 prepared on the fly with the same code as `alignkit prepare`."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from alignkit.data.tokenize import tokenizer_hash
 from alignkit.errors import UserError
-
-
-def tokenizer_hash(tokenizer: Any) -> str:
-    """A short hash of the tokenizer's vocabulary (added tokens included), chat template and EOS token.
-
-    Two tokenizers with the same hash turn the same text into the same ids, so a prepared data set can be reused.
-    """
-    h = hashlib.sha256()
-    h.update(json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode())
-    template = getattr(tokenizer, "chat_template", None) or ""
-    h.update(b"\0" + (template if isinstance(template, str) else json.dumps(template, sort_keys=True)).encode())
-    h.update(b"\0" + str(tokenizer.eos_token).encode())
-    return h.hexdigest()[:16]
 
 
 def load_prepared(spec: str, tokenizer: Any, kind: str, max_length: int | None = None,

@@ -1,13 +1,14 @@
-"""`alignkit prepare DATA --output DIR`: raw rows -> canonical rows -> template -> token ids, on disk.
+"""The prepare pipeline: raw rows -> canonical rows -> token ids, in memory (alignkit.data.save writes them).
 
     alignkit prepare prefs.jsonl --model Qwen/Qwen2.5-0.5B-Instruct --output data/prefs --max-length 1024
 
 The pipeline, one chunk of rows at a time:
   1. read raw rows (alignkit.data.sources): unreadable rows are rejects with their line number;
   2. detect the format (or --format) and convert each row to {prompt, chosen, rejected} or {prompt};
-  3. render text: the chat template for conversational rows (--template auto), plain text for string rows;
-  4. tokenize prompt and responses apart; each response gets EOS appended;
-  5. apply --max-prompt-length / --max-length with the --truncation policy (docs/data.md).
+  3. tokenize with alignkit.data.tokenize (the rules shared with decode and online training): the chat template
+     for conversational rows (--template auto), plain text + EOS for string rows, responses split from
+     `prompt + response` at the common prefix;
+  4. apply --max-prompt-length / --max-length with the --truncation policy (docs/data.md).
 Every row read is either kept or rejected with a reason: read = kept + rejected, always.
 """
 from __future__ import annotations
@@ -16,12 +17,12 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from alignkit.config import PrepareConfig
-from alignkit.data.load import tokenizer_hash
 from alignkit.data.sources import RawRow, open_source
+from alignkit.data.tokenize import (divergence_warning, encode_examples, is_messages, plain_text, response_text,
+                                    tokenizer_hash, warn_once)
 from alignkit.errors import UserError
 from alignkit.registry import Format
 
@@ -75,28 +76,6 @@ def choose_format(formats: list[Format], rows: list[RawRow], forced: str | None,
     return next(f for f in ordered if votes[f.name] == best)
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Rendering: canonical row -> text
-
-
-def _is_messages(value: Any) -> bool:
-    return isinstance(value, list)
-
-
-def _content(value: Any) -> str:
-    return value if isinstance(value, str) else "".join(m["content"] for m in value)
-
-
-def _as_messages(value: Any, role: str) -> list[dict]:
-    return value if _is_messages(value) else [{"role": role, "content": value}]
-
-
-def _plain_prompt(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return "".join(f"{m['role']}: {m['content']}\n" for m in value) + "assistant: "
-
-
 @dataclass
 class Settings:
     """Everything a worker needs to turn canonical rows into token ids."""
@@ -109,44 +88,18 @@ class Settings:
     truncation: str            # truncate | reject
 
 
-def _uses_chat(row: dict, s: Settings) -> bool:
-    if s.template == "plain":
-        return False
-    return s.template == "chat" or _is_messages(row["prompt"])
-
-
-def render(row: dict, s: Settings) -> tuple[str, list[str], bool]:
-    """(prompt text, response texts, chat template used) for one canonical row."""
-    responses = [row[k] for k in ("chosen", "rejected") if k in row]
-    if not _uses_chat(row, s):
-        return _plain_prompt(row["prompt"]), [_content(r) for r in responses], False
-    tok = s.tokenizer
-    if not getattr(tok, "chat_template", None):
-        raise UserError(f"the tokenizer {getattr(tok, 'name_or_path', '')} has no chat template, which "
-                        "conversational rows need; use a chat model's tokenizer or --template plain")
-    prompt = _as_messages(row["prompt"], "user")
-    prompt_text = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-    texts = []
-    for response in responses:
-        # As TRL does: render prompt + response and keep what follows the rendered prompt, so the response
-        # carries the template's end-of-turn markup; fall back to the bare content if the template disagrees.
-        full = tok.apply_chat_template(prompt + _as_messages(response, "assistant"), tokenize=False)
-        texts.append(full[len(prompt_text):] if full.startswith(prompt_text) else _content(response))
-    return prompt_text, texts, True
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Checks and truncation
 
 
 def check_canonical(row: dict, kind: str) -> None:
-    if not _content(row["prompt"]).strip():
+    if not response_text(row["prompt"]).strip():
         raise Rejected("empty prompt")
     if kind == "pairwise":
         if row["chosen"] == row["rejected"]:
             raise Rejected("chosen identical to rejected")
         for key in ("chosen", "rejected"):
-            if not _content(row[key]).strip():
+            if not response_text(row[key]).strip():
                 raise Rejected("empty response", f"'{key}' is empty")
 
 
@@ -195,12 +148,11 @@ def _reject(raw: RawRow, reason: str, detail: str | None) -> dict:
 
 
 def process_chunk(chunk: list[RawRow], s: Settings) -> tuple[list[dict], list[dict], Counter]:
-    """(kept rows, rejects, counts of template used / rows truncated) for one chunk, in source order."""
+    """(kept rows, rejects, counts of template used / rows truncated / prompts cut) for one chunk, in source order."""
     kind = s.fmt.kind
     tok = s.tokenizer
-    eos = tok.eos_token_id
     stats: Counter[str] = Counter()
-    staged: list[tuple[RawRow, dict, str, list[str], bool]] = []
+    staged: list[tuple[RawRow, dict]] = []
     rejects: dict[int, dict] = {}
     for raw in chunk:
         if raw.row is None:
@@ -209,7 +161,6 @@ def process_chunk(chunk: list[RawRow], s: Settings) -> tuple[list[dict], list[di
         try:
             row = s.fmt.convert(raw.row)
             check_canonical(row, kind)
-            prompt_text, response_texts, chat = render(row, s)
         except Rejected as exc:
             rejects[raw.index] = _reject(raw, exc.reason, exc.detail)
             continue
@@ -220,42 +171,43 @@ def process_chunk(chunk: list[RawRow], s: Settings) -> tuple[list[dict], list[di
         except KeyError as exc:  # a format that indexed a field the row lacks
             rejects[raw.index] = _reject(raw, "missing field", str(exc))
             continue
-        staged.append((raw, row, prompt_text, response_texts, chat))
-    # Tokenize the chunk in batches (the fast tokenizer's batch call is much quicker than one row at a time).
-    # Plain prompts get the tokenizer's own special tokens (e.g. BOS); chat-rendered text already has them.
-    chat_prompts = [i for i, st in enumerate(staged) if st[4]]
-    prompt_ids: list[list[int]] = [[] for _ in staged]
-    for indices, special in ((chat_prompts, False), ([i for i in range(len(staged)) if not staged[i][4]], True)):
-        if indices:
-            ids = tok([staged[i][2] for i in indices], add_special_tokens=special)["input_ids"]
-            for i, row_ids in zip(indices, ids):
-                prompt_ids[i] = list(row_ids)
-    flat = [text for st in staged for text in st[3]]
-    flat_ids = tok(flat, add_special_tokens=False)["input_ids"] if flat else []
+        staged.append((raw, row))
+    # The one tokenization module renders and tokenizes the whole chunk (plain rows in one batch call).
+    encoded = encode_examples(tok, [row["prompt"] for _, row in staged],
+                              [[row[k] for k in ("chosen", "rejected") if k in row] for _, row in staged],
+                              s.template)
     kept: list[dict] = []
-    pos = 0
-    for i, (raw, row, prompt_text, response_texts, chat) in enumerate(staged):
-        responses = [list(ids) + [eos] for ids in flat_ids[pos:pos + len(response_texts)]]
-        pos += len(response_texts)
+    for (raw, row), enc in zip(staged, encoded):
         try:
-            p_ids, r_ids, cut = fit(prompt_ids[i], responses, s)
+            p_ids, r_ids, cut = fit(enc.prompt_ids, enc.response_ids, s)
         except Rejected as exc:
             rejects[raw.index] = _reject(raw, exc.reason, exc.detail)
             continue
-        stats["chat" if chat else "plain"] += 1
+        if enc.diverged is not None:
+            stats["prompt cut"] += 1
+            warn_once("prepare-diverged", divergence_warning(enc))
+        stats["chat" if enc.chat else "plain"] += 1
         stats["truncated"] += cut
+        prompt_text = (tok.apply_chat_template(_messages(row["prompt"]), add_generation_prompt=True,
+                                               tokenize=False) if enc.chat else plain_text(row["prompt"]))
         out: dict[str, Any] = {"prompt": prompt_text, "prompt_input_ids": p_ids, "prompt_length": len(p_ids),
                                "source_index": raw.index}
         if kind == "pairwise":
-            for key, text, ids in zip(("chosen", "rejected"), response_texts, r_ids):
+            for key, ids in zip(("chosen", "rejected"), r_ids):
+                # the text of exactly the ids that are trained (a template's end of turn included), less a final EOS
+                text = tok.decode(ids[:-1] if ids and ids[-1] == tok.eos_token_id else ids)
                 out[key], out[f"{key}_input_ids"], out[f"{key}_length"] = text, ids, len(ids)
             for key in SCORE_COLUMNS:
                 if key in row:
                     out[key] = row[key]
-        elif _is_messages(row["prompt"]):
+        elif is_messages(row["prompt"]):
             out["messages"] = json.dumps(row["prompt"], ensure_ascii=False)
         kept.append(out)
     return kept, [rejects[k] for k in sorted(rejects)], stats
+
+
+def _messages(prompt: Any) -> list[dict]:
+    return prompt if is_messages(prompt) else [{"role": "user", "content": prompt}]
 
 
 _WORKER: Settings | None = None
@@ -305,7 +257,7 @@ def prepare(cfg: PrepareConfig, tokenizer: Any = None, progress: bool = True) ->
 
     tokenizer_name = getattr(tokenizer, "name_or_path", "") or cfg.model
     if tokenizer is None:
-        from alignkit.engine.models import load_tokenizer
+        from alignkit.data.tokenize import load_tokenizer
 
         tokenizer, tokenizer_name = load_tokenizer(cfg.model), cfg.model
     if tokenizer.eos_token_id is None:
@@ -367,7 +319,7 @@ def prepare(cfg: PrepareConfig, tokenizer: Any = None, progress: bool = True) ->
         "max_prompt_length": cfg.max_prompt_length,
         "truncation": cfg.truncation,
         "counts": {"read": len(rows), "kept": len(kept), "rejected": len(rejects),
-                   "truncated": stats["truncated"],
+                   "truncated": stats["truncated"], "prompt_cut": stats["prompt cut"],
                    "rejected_by_reason": dict(Counter(r["reason"] for r in rejects))},
         "lengths": {c: _length_stats(data[c]) for c in columns if c.endswith("_length")},
         "columns": columns,
@@ -395,69 +347,3 @@ class _progress:
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The command
-
-
-def write(result: PrepareResult, output: str | Path) -> Path:
-    out = Path(output)
-    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
-        raise UserError(f"--output '{out}' exists and is not a prepared data set; choose an empty folder")
-    out.mkdir(parents=True, exist_ok=True)
-    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-
-    quiet = are_progress_bars_disabled()
-    disable_progress_bars()  # a save bar for a few MB is noise next to the summary
-    try:
-        result.dataset.save_to_disk(str(out))  # the folder itself loads with datasets.load_from_disk
-    finally:
-        if not quiet:
-            enable_progress_bars()
-    (out / "manifest.json").write_text(json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n")
-    with (out / "rejects.jsonl").open("w", encoding="utf-8") as f:
-        for record in result.rejects:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return out
-
-
-def malformed_lines(rejects: list[dict]) -> list[int]:
-    return [r["line"] for r in rejects if r["reason"] == "malformed JSON" and "line" in r]
-
-
-def summary_table(result: PrepareResult) -> Any:
-    """Rows read, kept and rejected (one line per reason; malformed JSON with its line numbers)."""
-    from rich.table import Table
-
-    counts = result.manifest["counts"]
-    table = Table()
-    table.add_column("rows")
-    table.add_column("count", justify="right")
-    table.add_row("read", str(counts["read"]))
-    table.add_row("kept", str(counts["kept"]))
-    table.add_row("rejected", str(counts["rejected"]))
-    for reason, n in sorted(counts["rejected_by_reason"].items(), key=lambda kv: -kv[1]):
-        label = f"  {reason}"
-        if reason == "malformed JSON":
-            lines = malformed_lines(result.rejects)
-            label += f" (lines {', '.join(map(str, lines[:20]))}{', ...' if len(lines) > 20 else ''})"
-        table.add_row(label, str(n))
-    if counts["truncated"]:
-        table.add_row("truncated (kept)", str(counts["truncated"]))
-    return table
-
-
-def run(cfg: PrepareConfig) -> None:
-    from rich.console import Console
-
-    result = prepare(cfg)
-    out = write(result, cfg.output)
-    m, c = result.manifest, result.manifest["counts"]
-    console = Console(highlight=False)
-    console.print(f"alignkit prepare: {m['source']} -> {out}")
-    console.print(f"format {m['format']} ({m['kind']}), template {m['template']}, "
-                  f"tokenizer {m['tokenizer']['name']}")
-    console.print(summary_table(result))
-    console.print(f"{c['read']} rows read = {c['kept']} kept + {c['rejected']} rejected "
-                  f"(reasons in {out / 'rejects.jsonl'})")

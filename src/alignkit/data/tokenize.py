@@ -7,7 +7,8 @@ DPOTrainer applies them:
 - conversational rows (a prompt that is a list of messages, or any row under --template chat): the prompt is
   rendered with the chat template and the generation prompt; each response is what follows it when
   `prompt + response` is rendered and tokenized whole. The template closes the turn (`<|im_end|>`, `<|eot_id|>`,
-  `</s>`, `<end_of_turn>`): no EOS is appended.
+  `</s>`, `<end_of_turn>`): no EOS is appended. Only a template that closes the assistant turn with no special
+  token at all gets EOS appended (with one warning), or the model could never learn to stop.
 - plain-text rows: the prompt keeps the tokenizer's own special tokens (BOS where it adds one); the response is
   what follows the prompt when `prompt + response + EOS` is tokenized whole, joined exactly as written (so a
   response usually starts with a space: {"prompt": "The sky is", "chosen": " blue."}).
@@ -179,6 +180,7 @@ def encode_examples(tokenizer: Any, prompts: Sequence[Prompt], responses: Sequen
             body = text + response_text(r)
             texts.append(body if body.endswith(eos) else body + eos)  # TRL adds EOS unless the text ends with it
     plain_ids = iter(_text_ids(tokenizer, texts))
+    turn_end: set[int] | None = None  # the template's end-of-turn tokens, found once per call if a chat row needs them
     plain_out = {}
     for i in plain_rows:
         prompt_ids = next(plain_ids)
@@ -193,8 +195,22 @@ def encode_examples(tokenizer: Any, prompts: Sequence[Prompt], responses: Sequen
         prompt_ids = _chat_ids(tokenizer, messages, generation_prompt=True)
         fulls = [_chat_ids(tokenizer, messages + _as_messages(r, "assistant"), generation_prompt=False)
                  for r in responses[i]]
-        out.append(_split(tokenizer, prompt_ids, fulls, chat=True))
+        example = _split(tokenizer, prompt_ids, fulls, chat=True)
+        if turn_end is None:
+            turn_end = end_of_turn_ids(tokenizer)
+        if not turn_end and tokenizer.eos_token_id is not None:
+            _append_eos(tokenizer, example)
+        out.append(example)
     return out
+
+
+def _append_eos(tokenizer: Any, example: Encoded) -> None:
+    """A template that closes the assistant turn with no special token: end each response with EOS (once said)."""
+    eos = tokenizer.eos_token_id
+    example.response_ids = [ids if eos in ids else ids + [eos] for ids in example.response_ids]
+    name = getattr(tokenizer, "name_or_path", "") or "this tokenizer"
+    warn_once("chat-no-turn-end", f"the chat template of {name} closes the assistant turn with no special token; "
+              f"responses end with EOS ({tokenizer.eos_token}) so that the model learns to stop")
 
 
 def _ending_in_eos(ids: list[int], tokenizer: Any) -> list[int]:

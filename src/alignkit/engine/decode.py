@@ -1,7 +1,7 @@
 """`alignkit decode`: prompts -> engine.sample(decoder) -> generations JSONL, resumable.
 
     alignkit decode --model toy:instruct --prompts toy:prompts --num-samples 8 --top-p 0.9 --output gen.jsonl
-    alignkit decode --conformative --base-model toy:base --weight 0.5 --output gen.jsonl
+    alignkit decode --conformative --conformative-base-model toy:base --conformative-weight 0.5 --output gen.jsonl
 
 Work is a fixed list of (prompt, sample id) pairs cut into fixed batches; batch i always draws from a generator
 seeded with (seed, i). Each batch's lines are written and flushed together, so a restarted run with the same
@@ -126,13 +126,57 @@ def finished_samples(output: Path) -> set[tuple[str, int]]:
 # The command
 
 
+def load_decoder_models(cfg: Any, made: Any) -> tuple[Any, dict[str, Any]]:
+    """The tokenizer and every model the decoder steps in lockstep: role -> model, the policy first."""
+    from alignkit.engine.models import load_model, load_tokenizer
+    from alignkit.engine.sample import check_vocabularies
+
+    tokenizer = load_tokenizer(cfg.model)
+    extra = dict(getattr(made, "extra_models", {}) or {})
+    check_vocabularies(tokenizer, {role: load_tokenizer(spec) for role, spec in extra.items()})
+    models = {"policy": load_model(cfg.model, cfg.dtype, cfg.device)}
+    for role, spec in extra.items():
+        models[role] = load_model(spec, cfg.dtype, cfg.device)
+    return tokenizer, models
+
+
+def run_exact(cfg: Any, decoder: Any, options: Any) -> dict[str, Any]:
+    """decode --exact: the exact figures of the distribution the sampler would draw from, in the model's world."""
+    from alignkit import plugins
+    from alignkit.engine.models import load_model
+    from alignkit.engine.sample import SamplingSettings
+
+    world = plugins.world_of(cfg.model)
+    if world is None:
+        raise UserError(f"decode --exact needs a model of an enumerable world: '{cfg.model}' is not one (e.g. "
+                        "--model toy:instruct, or a model trained from it)")
+    made = decoder.make(options)
+    tokenizer, models = load_decoder_models(cfg, made)
+    settings = SamplingSettings(cfg.temperature, cfg.top_k, cfg.top_p, cfg.min_p)
+    ref = load_model(world.reference, cfg.dtype, cfg.device) if world.reference else None
+    result = world.evaluate_decoder(made, models, tokenizer, settings, ref_model=ref)
+    doc = {"model": cfg.model, "decoder": decoder.name, "decoder_options": dataclasses.asdict(options),
+           "sampling": {"temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p, "min_p": cfg.min_p},
+           "ref_model": world.reference, "world": world.name, **result}
+    output = Path(cfg.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(output)
+    mean = result["mean"]
+    print(f"exact figures of {decoder.name} on {cfg.model} written to {output}: " + ", ".join(
+        f"{k}={v:.4g}" for k, v in mean.items() if isinstance(v, float)), file=sys.stderr)
+    return doc
+
+
 def run(cfg: Any, decoder: Any, options: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from alignkit.engine.models import load_model, load_tokenizer
-    from alignkit.engine.sample import (SamplingSettings, check_vocabularies, encode_prompts, make_generator,
-                                        sample_batch)
+    from alignkit.engine.sample import SamplingSettings, encode_prompts, make_generator, sample_batch
 
+    if cfg.exact:
+        run_exact(cfg, decoder, options)
+        return
     if cfg.num_samples < 1 or cfg.batch_size < 1 or cfg.max_new_tokens < 1:
         raise UserError("--num-samples, --batch-size and --max-new-tokens must be at least 1")
     prompts, skipped = read_prompts(cfg.prompts)
@@ -154,13 +198,8 @@ def run(cfg: Any, decoder: Any, options: Any) -> None:
         print(f"nothing to do: {output} already holds all {len(jobs)} samples", file=sys.stderr)
         return
 
-    tokenizer = load_tokenizer(cfg.model)
     made = decoder.make(options)
-    extra = dict(getattr(made, "extra_models", {}) or {})
-    check_vocabularies(tokenizer, {role: load_tokenizer(spec) for role, spec in extra.items()})
-    models = {"policy": load_model(cfg.model, cfg.dtype, cfg.device)}
-    for role, spec in extra.items():
-        models[role] = load_model(spec, cfg.dtype, cfg.device)
+    tokenizer, models = load_decoder_models(cfg, made)
     device = next(models["policy"].parameters()).device
     prompt_ids = encode_prompts(tokenizer, [p for _, p in prompts], cfg.template)
     settings = SamplingSettings(cfg.temperature, cfg.top_k, cfg.top_p, cfg.min_p)

@@ -35,16 +35,10 @@ def pick_dtype(dtype: str, device: Any) -> Any:
 
 
 def load_tokenizer(spec: str) -> Any:
-    from transformers import AutoTokenizer
+    """The model's tokenizer (alignkit.data.tokenize.load_tokenizer: pad = EOS when it has none)."""
+    from alignkit.data.tokenize import load_tokenizer as load
 
-    path = resolve_path(spec)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load a tokenizer from '{spec}': {str(exc).splitlines()[0]}") from exc
-    if tokenizer.pad_token_id is None:  # decoder-only models often ship none; EOS is the usual stand-in
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return load(spec)
 
 
 def load_model(spec: str, dtype: str = "auto", device: str = "auto") -> Any:

@@ -6,7 +6,7 @@ Each micro-batch takes `batch_size` prompts and samples `group_size` completions
 with the shared sampler (alignkit.engine.sample, temperature `--temperature`: 1 keeps the samples on-policy).
 Then, per sample:
 
-    reward     r = reward_fn(prompt, completion)                          (--reward SPEC, alignkit.eval.rewards)
+    reward     r = reward_fn(prompt, completion)                          (--reward SPEC, alignkit.plugins.load_reward)
     log-probs  log π_θ(y|x) with gradient, log π_ref(y|x) without         (teacher-forced; EOS counted)
     return     G = objective.online.returns(r, log π_θ, log π_ref, multipliers)   (QEMPO: λ r − log π_θ − η KL̂)
     advantage  A = (G − mean of the prompt's group) / (std of the group + ε)      (GRPO-style)
@@ -27,10 +27,13 @@ import torch
 from alignkit import config as C
 from alignkit.data.collate import collate_sequences
 from alignkit.engine.batching import step_micro_batches, total_steps
+from alignkit.engine.distributions import SampleDecoder
 from alignkit.engine.logprobs import response_logprobs
-from alignkit.engine.models import freeze, load_model
-from alignkit.engine.reference import adapter_off, frozen_pass
+from alignkit.engine.reference import frozen_pass, make_reference
+from alignkit.engine.sample import SamplingSettings, encode_prompts, make_generator, sample_batch
+from alignkit.engine.work import RunContext
 from alignkit.errors import UserError
+from alignkit.plugins import load_reward
 
 EPS = 1e-6  # added to a group's standard deviation: a group of identical returns gets zero advantages
 
@@ -38,16 +41,14 @@ EPS = 1e-6  # added to a group's standard deviation: a group of identical return
 class OnlineWork:
     """Prompts for `objective.online`; one loss term per sampled completion."""
 
-    def __init__(self, cfg: C.TrainConfig, objective: Any, options: Any, policy: Any, tokenizer: Any,
-                 device: Any) -> None:
+    def __init__(self, ctx: RunContext) -> None:
         from alignkit.engine.decode import read_prompts
-        from alignkit.engine.sample import SamplingSettings, encode_prompts
-        from alignkit.eval.rewards import load_reward
 
+        cfg, tokenizer = ctx.cfg, ctx.tokenizer
         if cfg.group_size < 2:
             raise UserError("--group-size must be at least 2: advantages compare the samples of one prompt")
-        self.cfg, self.policy, self.tokenizer, self.device = cfg, policy, tokenizer, device
-        self.spec, self.options = objective.online, options
+        self.cfg, self.policy, self.tokenizer, self.device = cfg, ctx.policy, tokenizer, ctx.device
+        self.spec, self.options = ctx.objective.online, ctx.options
         prompts = [p for _, p in read_prompts(cfg.prompts)[0]]
         if not prompts:
             raise UserError(f"no prompts in {cfg.prompts}: each row needs a 'prompt' (text or a list of messages)")
@@ -62,8 +63,9 @@ class OnlineWork:
         if cfg.max_steps is None and self.total_steps < 20:
             print(f"note: {cfg.epochs:g} epochs over {len(prompts)} prompts is only {self.total_steps} online "
                   "steps; pass --max-steps for more")
-        self.reference = make_reference(cfg, objective.requires_reference(options), policy)
-        self.multipliers = dict(self.spec.init_state(options))
+        needed = ctx.objective.requires_reference(ctx.options)
+        self.reference = make_reference(cfg, needed, ctx.policy, [], "online")
+        self.multipliers = dict(self.spec.init_state(ctx.options))
         self.started = time.perf_counter()
 
     # ---- the five calls the loop makes
@@ -76,9 +78,6 @@ class OnlineWork:
 
     def losses(self, rows: list[int], step: int, micro: int) -> tuple[torch.Tensor, dict[str, float]]:
         """(N,) per-sample policy-gradient losses, N = len(rows) · group_size, and the metrics as sums."""
-        from alignkit.builtins.decoders import SampleDecoder
-        from alignkit.engine.sample import make_generator, sample_batch
-
         G = self.cfg.group_size
         prompt_ids = [self.prompt_ids[i] for i in rows for _ in range(G)]  # N prompts, each group together
         # 1. sample: eval mode (no dropout), no gradient; the generator depends only on (seed, micro-step)
@@ -95,11 +94,7 @@ class OnlineWork:
                  collate_sequences(prompt_ids, samples.token_ids, self.tokenizer.pad_token_id).items()}
         logps, mask = response_logprobs(self.policy, batch)  # (N, T) with gradient
         policy_logps = (logps * mask).sum(-1)  # (N,)
-        ref_logps = None
-        if self.reference is not None:
-            with self.reference["context"]():
-                ref, ref_mask = response_logprobs(self.reference["model"], batch)
-            ref_logps = (ref * ref_mask).sum(-1).detach()  # (N,)
+        ref_logps = self.reference.sequences(batch)  # (N,) or None
         # 3. returns -> group-normalised advantages -> REINFORCE
         returns = self.spec.returns(rewards, policy_logps.detach(), ref_logps, self.multipliers,
                                     **C.mode_options(self.options, "online")).float()  # (N,)
@@ -142,14 +137,3 @@ def group_advantages(returns: torch.Tensor, group_size: int) -> torch.Tensor:
     grouped = returns.view(-1, group_size)  # (P, G)
     centred = grouped - grouped.mean(-1, keepdim=True)
     return (centred / (grouped.std(-1, keepdim=True) + EPS)).view(-1)
-
-
-def make_reference(cfg: C.TrainConfig, needed: bool, policy: Any) -> dict[str, Any] | None:
-    """The reference for the KL term and its estimate: the adapter-off policy with --lora (no copy), else a frozen
-    copy of --ref-model (default: the starting policy). Online, the policy moves every step, so a reference that
-    is not LoRA's costs a second model; an objective that needs none (QEMPO quality) loads none."""
-    if cfg.lora and cfg.ref_model is None:
-        return {"model": policy, "context": lambda: adapter_off(policy)}
-    if not needed and cfg.ref_model is None:
-        return None
-    return {"model": freeze(load_model(cfg.ref_model or cfg.model, cfg.dtype, cfg.device)), "context": torch.no_grad}

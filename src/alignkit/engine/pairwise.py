@@ -3,14 +3,14 @@
     alignkit train dpo --beta 0.1
     alignkit train qempo --constraint kl --poet
 
-The loop in alignkit.engine.train drives any "work" through five calls (see that module's docstring); this one
-turns a micro-batch of pair rows into per-pair losses with one concatenated forward over chosen and rejected rows.
-The objective is a pure function of (B,) log-probs; this module reads its capabilities, never its name.
+The loop in alignkit.engine.train drives any `Work` (alignkit.engine.work); this one turns a micro-batch of pair
+rows into per-pair losses with one concatenated forward over chosen and rejected rows. The objective is a pure
+function of (B,) log-probs; this module reads its capabilities (needs_reference, length_normalized), never its
+name.
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,8 +19,8 @@ from alignkit import config as C
 from alignkit.data.collate import collate_pairs
 from alignkit.engine.batching import step_micro_batches, total_steps
 from alignkit.engine.logprobs import pair_logprobs
-from alignkit.engine.models import freeze, load_model
-from alignkit.engine.reference import Reference, adapter_off, fingerprint, frozen_pass
+from alignkit.engine.reference import fingerprint, frozen_pass, make_reference
+from alignkit.engine.work import RunContext
 from alignkit.errors import UserError
 
 PAIR_COLUMNS = ("prompt_input_ids", "chosen_input_ids", "rejected_input_ids")
@@ -29,26 +29,27 @@ PAIR_COLUMNS = ("prompt_input_ids", "chosen_input_ids", "rejected_input_ids")
 class PairwiseWork:
     """Preference pairs for `objective.pairwise_loss`; one loss term per pair."""
 
-    def __init__(self, cfg: C.TrainConfig, objective: Any, options: Any, transforms: list[tuple[Any, Any]],
-                 policy: Any, tokenizer: Any, device: Any, compute: Any, dtype_name: str, output: Path,
-                 progress_bar: Any) -> None:
-        self.cfg, self.policy, self.transforms, self.device = cfg, policy, transforms, device
-        self.loss_fn, self.options = objective.pairwise_loss, C.mode_options(options, "pairwise")
-        self.pad_id = tokenizer.pad_token_id
-        self.pairs = load_pairs(cfg, tokenizer)
+    def __init__(self, ctx: RunContext) -> None:
+        cfg = ctx.cfg
+        self.cfg, self.policy, self.transforms, self.device = cfg, ctx.policy, ctx.transforms, ctx.device
+        self.loss_fn, self.options = ctx.objective.pairwise_loss, C.mode_options(ctx.options, "pairwise")
+        # logps/* are logged as the objective compares them: means for a length-normalised loss, as TRL does
+        self.mean_logps = ctx.objective.is_length_normalized(ctx.options)
+        self.pad_id = ctx.tokenizer.pad_token_id
+        self.pairs = load_pairs(cfg, ctx.tokenizer)
         self.n_train = split_for_eval(self.pairs, cfg.eval_split, cfg.seed)  # pairs[:n_train] train, rest held out
         self.micro_per_epoch = math.ceil(self.n_train / cfg.batch_size)
         self.total_steps = total_steps(cfg.max_steps, cfg.epochs, self.n_train, cfg.batch_size, cfg.grad_accum)
-        self.reference = make_reference(cfg, objective.requires_reference(options), policy, transforms)
-        if self.reference.model is not None and cfg.ref_mode == "precompute":
+        needed = ctx.objective.requires_reference(ctx.options)
+        self.reference = make_reference(cfg, needed, ctx.policy, ctx.transforms, "pairwise")
+        if self.reference.present and cfg.ref_mode == "precompute":
             # One pass over the data set before training (and before a resumed checkpoint replaces the starting
             # weights, which may be the reference): the reference never changes, so compute it once.
-            key = fingerprint(cfg.ref_model or cfg.model, dtype_name, self.pairs, transforms)
-            with progress_bar() as bar, compute():
+            key = fingerprint(cfg.ref_model or cfg.model, ctx.dtype_name, self.pairs, ctx.transforms)
+            with ctx.progress_bar() as bar, ctx.compute():
                 task = bar.add_task("reference log-probs", total=len(self.pairs))
-                self.reference.precompute(self.pairs, cfg.batch_size, self.pad_id, device, output / "ref_logps.pt",
-                                          key, progress=lambda n: bar.advance(task, n))
-            self.reference.model = None  # the cache answers from now on; a separate reference copy can be freed
+                self.reference.precompute(self.pairs, cfg.batch_size, self.pad_id, ctx.device,
+                                          ctx.output / "ref_logps.pt", key, progress=lambda n: bar.advance(task, n))
 
     # ---- the five calls the loop makes
 
@@ -64,7 +65,7 @@ class PairwiseWork:
         batch = self.collate([self.pairs[i] for i in rows])
         policy_out = pair_logprobs(self.policy, batch, self.transforms)  # (B,) sums and token counts
         result = self.loss(policy_out, batch)
-        return result.losses, metric_sums(result, policy_out)
+        return result.losses, metric_sums(result, policy_out, self.mean_logps)
 
     def finish(self, step: int, sums: dict[str, float], n: int) -> dict[str, float]:
         """The logged fields of a step from its sums (held-out metrics too when it is an evaluation step)."""
@@ -88,7 +89,7 @@ class PairwiseWork:
         return {k: v.to(self.device) for k, v in collate_pairs(rows, self.pad_id).items()}
 
     def loss(self, policy_out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> Any:
-        ref_chosen, ref_rejected = self.reference(batch)
+        ref_chosen, ref_rejected = self.reference.pairs(batch)  # (B,) each, or None without a reference
         return self.loss_fn(policy_out["chosen"], policy_out["rejected"], ref_chosen, ref_rejected,
                             chosen_tokens=policy_out["chosen_tokens"], rejected_tokens=policy_out["rejected_tokens"],
                             **self.options)
@@ -102,7 +103,7 @@ class PairwiseWork:
                 batch = self.collate(held_out[start:start + self.cfg.batch_size])
                 out = pair_logprobs(self.policy, batch, self.transforms)
                 result = self.loss(out, batch)
-                add_sums(sums, {"loss": result.losses.sum().item(), **metric_sums(result, out)})
+                add_sums(sums, {"loss": result.losses.sum().item(), **metric_sums(result, out, self.mean_logps)})
         return {f"eval/{k}": v / len(held_out) for k, v in sums.items()}
 
 
@@ -137,25 +138,17 @@ def split_for_eval(pairs: list[dict[str, Any]], fraction: float, seed: int) -> i
     return len(pairs) - n_eval
 
 
-def make_reference(cfg: C.TrainConfig, needed: bool, policy: Any, transforms: list) -> Reference:
-    if not needed:
-        return Reference.none()
-    if cfg.lora and cfg.ref_model is None:
-        return Reference(policy, lambda: adapter_off(policy), None, transforms)
-    if cfg.ref_mode == "precompute" and cfg.ref_model is None:
-        # Before the first update the policy is the reference: no second copy is loaded.
-        return Reference(policy, lambda: frozen_pass(policy), None, transforms)
-    ref = freeze(load_model(cfg.ref_model or cfg.model, cfg.dtype, cfg.device))
-    return Reference(ref, torch.no_grad, None, transforms)
-
-
-def metric_sums(result: Any, policy_out: dict[str, torch.Tensor]) -> dict[str, float]:
-    """A micro-batch's metrics as sums over pairs (the step divides by its pair count), TRL's names."""
+def metric_sums(result: Any, policy_out: dict[str, torch.Tensor], mean_logps: bool = False) -> dict[str, float]:
+    """A micro-batch's metrics as sums over pairs (the step divides by its pair count), TRL's names. logps/* are
+    sequence sums, or per-token means for a length-normalised objective (TRL's CPOTrainer logs SimPO's so)."""
     chosen, rejected = result.chosen_rewards.float(), result.rejected_rewards.float()
+    logps = {side: policy_out[side].detach() for side in ("chosen", "rejected")}  # (B,) each
+    if mean_logps:
+        logps = {side: v / policy_out[f"{side}_tokens"].clamp(min=1) for side, v in logps.items()}
     values = {
         "rewards/chosen": chosen.sum(), "rewards/rejected": rejected.sum(),
         "rewards/margins": (chosen - rejected).sum(), "rewards/accuracies": (chosen > rejected).float().sum(),
-        "logps/chosen": policy_out["chosen"].detach().sum(), "logps/rejected": policy_out["rejected"].detach().sum(),
+        "logps/chosen": logps["chosen"].sum(), "logps/rejected": logps["rejected"].sum(),
     }
     for k, v in result.extra.items():
         values[k] = torch.as_tensor(v).float().sum()

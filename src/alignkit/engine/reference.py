@@ -1,7 +1,10 @@
-"""Reference log-probs for objectives that need them: precomputed once (and cached on disk) or every step.
+"""The reference model of a run, one object for both training modes: its log-probs for pairs (precomputed once and
+cached on disk, or every step) and for sampled completions.
 
 The reference is, in order of preference: the LoRA policy with its adapter disabled (no second copy), the
-starting policy itself before its first update (precompute without --ref-model), or a separate frozen model.
+starting policy itself before its first update (pairs precomputed without --ref-model), or a separate frozen
+model (--ref-model, or a copy of the starting model). An objective whose record says it needs none
+(`needs_reference`) gets `Reference.none()`, except online with a --ref-model, whose KL is then logged.
 """
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ from typing import Any
 
 import torch
 
+from alignkit import config as C
 from alignkit.data.collate import collate_pairs
-from alignkit.engine.logprobs import pair_logprobs
+from alignkit.engine.logprobs import pair_logprobs, response_logprobs
+from alignkit.engine.models import freeze, load_model
 
 
 def fingerprint(ref_spec: str, dtype: str, pairs: list[dict], transforms: list[tuple[Any, Any]]) -> str:
@@ -51,17 +56,23 @@ def adapter_off(model: Any) -> Iterator[None]:
 
 
 class Reference:
-    """Gives (ref_chosen (B,), ref_rejected (B,)) for a batch, or (None, None) when the objective needs none."""
+    """Reference log-probs of a batch: `pairs` for preference pairs, `sequences` for sampled completions; both are
+    None when the run has no reference."""
 
-    def __init__(self, model: Any | None, context: Callable[[], Any] | None, cache: dict[str, torch.Tensor] | None,
-                 transforms: list[tuple[Any, Any]]):
-        self.model, self.context, self.cache, self.transforms = model, context, cache, transforms
+    def __init__(self, model: Any | None, context: Callable[[], Any] | None, transforms: list[tuple[Any, Any]]):
+        self.model, self.context, self.transforms = model, context, transforms
+        self.cache: dict[str, torch.Tensor] | None = None
 
     @classmethod
     def none(cls) -> Reference:
-        return cls(None, None, None, [])
+        return cls(None, None, [])
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    @property
+    def present(self) -> bool:
+        return self.model is not None or self.cache is not None
+
+    def pairs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(ref_chosen (B,), ref_rejected (B,)) summed over the (transformed) response masks, detached."""
         if self.cache is not None:
             idx = batch["index"].cpu()
             device = batch["input_ids"].device
@@ -72,24 +83,49 @@ class Reference:
             out = pair_logprobs(self.model, batch, self.transforms)
         return out["chosen"].detach(), out["rejected"].detach()
 
+    def sequences(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """(R,) summed response log-probs of each row of a collated batch (online completions), detached."""
+        if self.model is None:
+            return None
+        with (self.context or nullcontext)():
+            logps, mask = response_logprobs(self.model, batch)  # (R, T)
+        return (logps * mask).sum(-1).detach()
+
     def precompute(self, pairs: list[dict], batch_size: int, pad_id: int, device: Any, cache_file: Path,
                    key: str, progress: Callable[[int], None] = lambda n: None) -> None:
-        """Compute every pair's reference log-probs once, in data-set order; reuse cache_file if its key matches."""
+        """Compute every pair's reference log-probs once, in data-set order; reuse cache_file if its key matches.
+        The cache answers from then on, so a separate reference model can be freed."""
         if cache_file.is_file():
             stored = torch.load(cache_file, map_location="cpu")
             if stored.get("fingerprint") == key and len(stored["chosen"]) == len(pairs):
-                self.cache = stored
+                self.cache, self.model = stored, None
                 return
         chosen, rejected = [], []
         for start in range(0, len(pairs), batch_size):
             rows = pairs[start:start + batch_size]
             batch = {k: v.to(device) for k, v in collate_pairs(rows, pad_id).items()}
-            c, r = self(batch)
+            c, r = self.pairs(batch)
             chosen.append(c.float().cpu())
             rejected.append(r.float().cpu())
             progress(len(rows))
         self.cache = {"fingerprint": key, "chosen": torch.cat(chosen), "rejected": torch.cat(rejected)}
+        self.model = None
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp")
         torch.save(self.cache, tmp)
         tmp.replace(cache_file)
+
+
+def make_reference(cfg: C.TrainConfig, needed: bool, policy: Any, transforms: list[tuple[Any, Any]],
+                   mode: str) -> Reference:
+    """The run's reference (see the module docstring). Online the policy moves every step, so the starting policy
+    cannot stand in for it: without LoRA, a reference that is needed online costs a second model."""
+    if not needed and (cfg.ref_model is None or mode == "pairwise"):  # online, a named one still gives the KL
+        return Reference.none()
+    if cfg.lora and cfg.ref_model is None:
+        return Reference(policy, lambda: adapter_off(policy), transforms)
+    if mode == "pairwise" and cfg.ref_mode == "precompute" and cfg.ref_model is None:
+        # Before the first update the policy is the reference: no second copy is loaded.
+        return Reference(policy, lambda: frozen_pass(policy), transforms)
+    ref = freeze(load_model(cfg.ref_model or cfg.model, cfg.dtype, cfg.device))
+    return Reference(ref, torch.no_grad, transforms)

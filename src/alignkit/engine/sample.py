@@ -15,13 +15,15 @@ The decoder contract (what `Decoder.make(options)` returns, see alignkit.registr
         to one. settings carries temperature, top_k, top_p and min_p.
 
 The loop owns everything else: left-padded batches, each model's KV cache (all models advance in lockstep on the
-same tokens), drawing tokens with a seeded torch.Generator, and stopping each row on EOS, a stop string or
-max_new_tokens. A model is called as model(input_ids=, attention_mask=, position_ids=, past_key_values=,
-use_cache=) and must return an object with `.logits` (B, T, V) and `.past_key_values` (may be None: a mock that
-ignores the cache works as long as its logits do not depend on the prefix).
+same tokens), drawing tokens with a seeded torch.Generator, and stopping each row on EOS (or the chat template's
+end of turn), a stop string or max_new_tokens. A model is called as model(input_ids=, attention_mask=,
+position_ids=, use_cache=True, and its cache) and must return an object with `.logits` (B, T, V). The cache is a
+`transformers.DynamicCache` the loop makes per model and the model fills in place; it is passed as `cache=` where
+the model's forward takes that name (transformers ≥ 5.2x, where `past_key_values=` is deprecated and goes in
+5.40) and as `past_key_values=` otherwise (older releases, PEFT wrappers pass it through). A mock that ignores the
+cache works as long as its logits do not depend on the prefix.
 
-Conventions (same as training and the toy world's exact evaluation): a plain-text prompt is tokenized with
-add_special_tokens=False and the response follows its tokens directly, ending with EOS. The returned log-prob of
+Prompt ids come from alignkit.data.tokenize.encode_prompts, the same ids training uses. The returned log-prob of
 a sample sums the sampled tokens' log-probs under the sampling distribution (after truncation), EOS included.
 """
 from __future__ import annotations
@@ -66,22 +68,10 @@ class Samples:
 
 
 def encode_prompts(tokenizer: Any, prompts: Sequence[str | list[dict]], template: str = "auto") -> list[list[int]]:
-    """Token ids of each prompt. auto: chat template for message lists, plain text for strings; chat/plain force."""
-    ids = []
-    for prompt in prompts:
-        is_messages = isinstance(prompt, list)
-        use_chat = template == "chat" or (template == "auto" and is_messages)
-        if use_chat:
-            if not getattr(tokenizer, "chat_template", None):
-                raise UserError("the tokenizer has no chat template; use --template plain with string prompts")
-            messages = prompt if is_messages else [{"role": "user", "content": prompt}]
-            text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        elif is_messages:
-            raise UserError("--template plain needs string prompts, but a prompt is a list of messages")
-        else:
-            text = prompt
-        ids.append(list(tokenizer(text, add_special_tokens=False)["input_ids"]))
-    return ids
+    """Token ids of each prompt: alignkit.data.tokenize's rules, the ids a model trains on for the same prompt."""
+    from alignkit.data.tokenize import encode_prompts as encode
+
+    return encode(tokenizer, prompts, template)
 
 
 def check_vocabularies(tokenizer: Any, others: dict[str, Any]) -> None:
@@ -96,11 +86,41 @@ def check_vocabularies(tokenizer: Any, others: dict[str, Any]) -> None:
 
 
 def eos_ids(tokenizer: Any, model: Any = None) -> set[int]:
-    """EOS ids from the tokenizer and, when it has one, the model's generation config."""
+    """Where a sample ends: the tokenizer's EOS, the chat template's end-of-turn token (Gemma's <end_of_turn> is
+    not its EOS) and, when it has one, the model's generation config."""
+    from alignkit.data.tokenize import end_of_turn_ids
+
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    ids |= end_of_turn_ids(tokenizer)
     extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids |= set(extra) if isinstance(extra, (list, tuple)) else ({extra} if extra is not None else set())
     return ids
+
+
+def cache_argument(model: Any) -> str:
+    """The keyword a model's forward takes its KV cache under: `cache` (transformers ≥ 5.2x) or `past_key_values`
+    (older releases; wrappers such as PEFT's that only pass **kwargs through are asked about the model inside)."""
+    import inspect
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        params = inspect.signature(inner.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def new_cache(model: Any) -> Any:
+    """An empty KV cache the model fills in place (None for a model that is not a transformers model)."""
+    try:
+        from transformers import DynamicCache
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return None
+    config = getattr(model, "config", None)
+    try:
+        return DynamicCache(config=config) if config is not None else DynamicCache()
+    except TypeError:  # releases whose DynamicCache takes no config
+        return DynamicCache()
 
 
 def make_generator(seed: int, batch_index: int, device: Any) -> torch.Generator:
@@ -137,7 +157,9 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
     # Positions count real tokens only, so a padded row sees the same positions as it would alone.
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
 
-    caches: dict[str, Any] = {role: None for role in models}
+    # One cache per model, filled in place by the model: nothing is read back from its output.
+    caches: dict[str, Any] = {role: new_cache(model) for role, model in models.items()}
+    cache_names = {role: cache_argument(model) for role, model in models.items()}
     sequence, full_mask = input_ids, attention_mask  # (B, T + t) everything so far, for use_cache=False
     step_ids, step_positions = input_ids, position_ids  # what the models see this step
     generated = torch.zeros((B, 0), dtype=torch.long, device=device)  # (B, t)
@@ -153,8 +175,7 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
         for role, model in models.items():
             if use_cache:
                 out = model(input_ids=step_ids, attention_mask=full_mask, position_ids=step_positions,
-                            past_key_values=caches[role], use_cache=True)
-                caches[role] = out.past_key_values
+                            use_cache=True, **{cache_names[role]: caches[role]})
             else:
                 out = model(input_ids=sequence, attention_mask=full_mask,
                             position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0), use_cache=False)

@@ -4,16 +4,11 @@
     alignkit train qempo --constraint kl --lora --output runs/qempo
     alignkit train qempo --online --reward toy --min-reward 0.85 --max-steps 200
 
-Read top to bottom: load the policy and the optimizer; build the work (alignkit.engine.pairwise for preference
-pairs, alignkit.engine.online for sampled groups; chosen by --online and the objective's modes, never its name);
-then each optimizer step accumulates grad_accum micro-batches, clips, steps, logs one line of metrics.jsonl and
-maybe checkpoints. A work answers five calls:
-
-    micro_batches(step) -> list of row lists     what each micro-batch of optimizer step `step` reads
-    count(rows) -> int                           loss terms in a micro-batch (pairs, or sampled completions)
-    losses(rows, step, micro) -> ((n,) tensor, metric sums)      per-term losses with gradient
-    finish(step, sums, n) -> dict                the step's logged fields (and any per-step update, e.g. dual ascent)
-    state() / load_state(state)                  what a checkpoint must keep beyond weights, optimizer and RNG
+Read top to bottom: load the policy and the optimizer; build the work (alignkit.engine.work: pairwise preference
+pairs or online sampled groups, chosen by --online and the objective's modes, never its name); then each
+optimizer step accumulates grad_accum micro-batches, clips, steps, logs one line of metrics.jsonl and maybe
+checkpoints. The training lifecycle hooks (alignkit.hookspecs: train_started, step_logged, train_finished) let
+plugins watch a run: the toy world's exact before/after figures and logging backends hang there.
 """
 from __future__ import annotations
 
@@ -27,9 +22,12 @@ from typing import Any, Callable
 import torch
 
 from alignkit import config as C
+from alignkit import plugins
 from alignkit.engine import checkpoint
 from alignkit.engine.models import add_lora, load_model, load_tokenizer, pick_device, pick_dtype
+from alignkit.engine.work import RunContext, make_work
 from alignkit.errors import UserError
+from alignkit.registry import Run
 
 # Test seam: called with the step number after each completed optimizer step (tests kill the process here).
 _after_step: Callable[[int], None] | None = None
@@ -44,6 +42,7 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
                         + ("; drop --online" if cfg.online else "; add --online"))
     if cfg.online and transforms:
         raise UserError(f"--{transforms[0][0].name} transforms preference pairs; online training has none")
+    C.check_mode(cfg, mode)
     C.check_mode(objective_options, mode)
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -59,19 +58,11 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     if cfg.lora:
         policy = add_lora(policy, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     policy.train()
-    toy = toy_world_exact(cfg, policy, tokenizer)  # exact before/after figures when the policy is a toy model
 
     # ---- the work: what a micro-batch reads and how it becomes losses (reference log-probs are computed here,
     # before a resumed checkpoint replaces the starting weights, which may be the reference)
-    if cfg.online:
-        from alignkit.engine.online import OnlineWork
-
-        work: Any = OnlineWork(cfg, objective, objective_options, policy, tokenizer, device)
-    else:
-        from alignkit.engine.pairwise import PairwiseWork
-
-        work = PairwiseWork(cfg, objective, objective_options, transforms, policy, tokenizer, device, compute,
-                            "bf16" if bf16 else "fp32", output, progress_bar)
+    work = make_work(mode, RunContext(cfg, objective, objective_options, transforms, policy, tokenizer, device,
+                                      compute, "bf16" if bf16 else "fp32", output, progress_bar))
     total_steps = work.total_steps
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -90,6 +81,8 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
         print(f"resuming from {last_checkpoint} (step {step} of {total_steps})")
     metrics_file = output / "metrics.jsonl"
     keep_metrics_until(metrics_file, step)
+    run_info = Run(cfg, objective.name, resolved, output, tokenizer, policy, total_steps)
+    plugins.notify("train_started", run=run_info)
 
     with progress_bar() as bar:
         task = bar.add_task(f"train {objective.name}", total=total_steps, completed=step)
@@ -129,6 +122,7 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
                                                                                       for k in record):
                     with metrics_file.open("a") as f:
                         f.write(json.dumps(record) + "\n")
+                    plugins.notify("step_logged", run=run_info, record=record)
                     bar.update(task, description=f"train {objective.name} loss {loss_value:.4f}")
                 if cfg.save_steps and (step % cfg.save_steps == 0 or step == total_steps):
                     last_checkpoint = checkpoint.save(output, step, policy, optimizer, scheduler,
@@ -142,25 +136,15 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
                             f"{what} and raise --grad-accum to keep the effective batch, or train with --lora"
                             ) from exc
 
-    save_final(output, policy, tokenizer, resolved)
+    save_final(output, policy, tokenizer, resolved, C.model_info(cfg.model))
     print(f"saved {'the LoRA adapter' if cfg.lora else 'the model'} to {output} ({step} steps; metrics in "
           f"{metrics_file})")
-    if toy is not None:
-        toy.after(policy, output)
+    plugins.notify("train_finished", run=run_info)
     return output
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Helpers the loop reads as single lines.
-
-
-def toy_world_exact(cfg: C.TrainConfig, policy: Any, tokenizer: Any) -> Any:
-    """On a toy-world model, exact expected reward, entropy, length and KL before and after (docs/toy-world.md)."""
-    if not cfg.model.startswith("toy:"):
-        return None
-    from alignkit.toy.before_after import ExactBeforeAfter
-
-    return ExactBeforeAfter(cfg.model, policy, tokenizer)
 
 
 def seed_everything(seed: int) -> None:
@@ -207,8 +191,11 @@ def progress_bar():
         yield bar
 
 
-def save_final(output: Path, policy: Any, tokenizer: Any, resolved: dict[str, Any]) -> None:
-    """A folder from_pretrained can load (or a PEFT adapter naming its base), the tokenizer and alignkit.yaml."""
+def save_final(output: Path, policy: Any, tokenizer: Any, resolved: dict[str, Any], info: dict[str, Any]) -> None:
+    """A folder from_pretrained can load (or a PEFT adapter naming its base), the tokenizer, alignkit.yaml, and the
+    starting model's alignkit-model.json: what the model says about itself (its world, its defaults) still holds."""
     policy.save_pretrained(output)
     tokenizer.save_pretrained(output)
     (output / "alignkit.yaml").write_text(C.dump_yaml(resolved))
+    if info:
+        (output / C.MODEL_INFO).write_text(json.dumps(info, indent=1) + "\n")

@@ -101,19 +101,26 @@ def evaluate_file(gen: GenerationFile, metrics: list[Metric], reward_fn: Any, em
 
 
 def _exact(cfg: EvalConfig) -> dict[str, Any]:
-    try:
-        exact = importlib.import_module("alignkit.toy.exact")
-    except ModuleNotFoundError as exc:
-        if exc.name and "alignkit.toy.exact".startswith(exc.name):
-            raise UserError("--exact is not available in this build (alignkit.toy.exact is missing)") from None
-        raise
+    """The exact figures of --model in the world its folder names (alignkit.registry.World)."""
     from alignkit.engine.models import load_model, load_tokenizer
 
-    ref_spec = cfg.ref_model or "toy:base"
+    world = exact_world(cfg.model)
+    ref_spec = cfg.ref_model or world.reference
     model, tokenizer = load_model(cfg.model), load_tokenizer(cfg.model)
-    ref = load_model(ref_spec)
-    result = exact.exact_evaluate(model, tokenizer, ref_model=ref)
-    return {"model": cfg.model, "ref_model": ref_spec, **result}
+    ref = load_model(ref_spec) if ref_spec else None
+    result = world.evaluate(model, tokenizer, ref_model=ref)
+    return {"model": cfg.model, "ref_model": ref_spec, "world": world.name, **result}
+
+
+def exact_world(model: str) -> Any:
+    """The enumerable world --exact evaluates `model` in, or a one-line error that says which models have one."""
+    world = plugins.world_of(model)
+    if world is None:
+        worlds = ", ".join(plugins.registry().names("world")) or "none is installed"
+        raise UserError(f"--exact needs a model of an enumerable world ({worlds}): '{model}' is not one (its folder "
+                        "has no alignkit-model.json naming a world); e.g. --model toy:instruct, or a model trained "
+                        "from it")
+    return world
 
 
 def run(cfg: EvalConfig) -> dict[str, Any]:
@@ -133,7 +140,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     metrics, skipped = select_metrics(cfg) if paths else ([], {})
     reward_fn = embed_fn = None
     if cfg.reward is not None:
-        from alignkit.eval.rewards import load_reward
+        from alignkit.plugins import load_reward
 
         reward_fn = load_reward(cfg.reward)
     if cfg.embedder is not None and any("embedder" in m.needs for m in metrics):

@@ -1,8 +1,9 @@
 """Exact toy-world figures of a policy before and after training, printed as two rows and kept as exact.json.
 
-The training loop calls this when the policy is a toy model (`--model toy:*`): the 880 responses of every prompt
-are enumerated (alignkit.toy.exact), so the change in expected reward, entropy, expected length and the KL from
-the starting policy are exact, not estimates. It costs about a second on each side.
+The toy plugin's lifecycle hooks (alignkit.toy.plugin) run this when a run trains a toy model (its folder's
+alignkit-model.json says `"world": "toy"`, so a trained toy model passed by path counts too): the 880 responses
+of every prompt are enumerated (alignkit.toy.exact), so the change in expected reward, entropy, expected length
+and the KL from the starting policy are exact, not estimates. It costs about a second on each side.
 """
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ KEYS = (("expected_reward", "E[r]"), ("entropy", "entropy (nats)"), ("expected_l
 
 
 class ExactBeforeAfter:
-    def __init__(self, name: str, policy: Any, tokenizer: Any) -> None:
+    def __init__(self, policy: Any, tokenizer: Any) -> None:
         from alignkit.toy.exact import exact_evaluate
 
-        self.name, self.tokenizer = name, tokenizer
+        self.tokenizer = tokenizer
         # The starting policy is kept for the KL: a toy model is 85k parameters, a copy costs nothing.
         self.start = copy.deepcopy(policy).eval()
         self.before = {**exact_evaluate(self.start, tokenizer)["mean"], "kl": 0.0}  # KL of the start to itself

@@ -34,6 +34,10 @@ BASE_SHARE = 0.75  # share of toy:prefs pairs sampled from the base model (the r
 # The pair sets: toy name (its file is toy.NAMES[name]) -> share of pairs drawn from base. toy:prefs-onpolicy
 # draws every pair from toy:instruct, the model training starts from, as on-policy data comes from the SFT model.
 PAIR_SETS = {"toy:prefs": BASE_SHARE, "toy:prefs-onpolicy": 0.0}
+# What each toy model folder says about itself (alignkit-model.json, read by alignkit.config.model_info): it is a
+# model of the toy world (exact evaluation applies), and the toy models want training defaults of their own: they
+# are 85k parameters, so TRL's learning rate of 1e-6 would not move them.
+MODEL_INFO = {"world": "toy", "defaults": {"train": {"learning_rate": 0.0003}}}
 MODEL_SIZE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=4, max_position_embeddings=32)
 
@@ -108,8 +112,9 @@ def train(model: Any, tokenizer: Any, targets: dict[str, list[float]], steps: in
     rng = random.Random(seed)
     torch.manual_seed(seed)
     prompts = list(targets)
-    prompt_ids = {p: world.token_ids(tokenizer, [p], eos=False)[0] for p in prompts}
-    response_ids = {p: world.token_ids(tokenizer, world.responses(p)) for p in prompts}
+    encoded = {p: world.encode(tokenizer, p, world.responses(p)) for p in prompts}
+    prompt_ids = {p: encoded[p][0] for p in prompts}
+    response_ids = {p: encoded[p][1] for p in prompts}
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     model.train()
     losses = []
@@ -170,7 +175,7 @@ def draw_pairs(dists: dict[tuple[str, str], list[float]], seed: int, n: int = N_
         r1, r2 = reward.score(prompt, y1), reward.score(prompt, y2)
         y1_wins = rng.random() < 1.0 / (1.0 + math.exp(-BT_SCALE * (r1 - r2)))
         chosen, rejected = (y1, y2) if y1_wins else (y2, y1)
-        rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+        rows.append({"prompt": prompt, "chosen": world.SEPARATOR + chosen, "rejected": world.SEPARATOR + rejected})
     return rows
 
 
@@ -249,6 +254,7 @@ def build(out: Path = DEFAULT_OUT, seed: int = 0, base_steps: int = 1500, sft_st
         model.generation_config.eos_token_id = tokenizer.eos_token_id
         model.save_pretrained(out / name)
         tokenizer.save_pretrained(out / name)
+        (out / name / "alignkit-model.json").write_text(json.dumps(MODEL_INFO, indent=1) + "\n")
 
     base, instruct, _ = load_built(out)
     pair_stats = write_pairs(out, base, instruct, tokenizer, seed)

@@ -1,8 +1,8 @@
 """Exact evaluation of a causal LM on the toy world, by teacher-forcing every enumerated response.
 
-Convention (the same one alignkit's training and sampling engines use): a plain-text prompt is tokenized alone
-with `add_special_tokens=False` (no chat template, no BOS), the response tokens follow immediately and end with
-EOS, and
+Convention (alignkit.data.tokenize, the one module prepare, decode and online training use): a plain-text
+prompt keeps the tokenizer's own special tokens (the toy tokenizer adds none), the response is what follows it in
+`prompt + " " + response + EOS`, and
 
     π(y | x) = Π_t p(y_t | x, y_<t)        over the response tokens, EOS included.
 
@@ -66,8 +66,7 @@ def _forward_logprobs(model: Any, prompt_ids: list[int], seqs: list[list[int]], 
 def _enumerate(tokenizer: Any, prompt: str) -> tuple[list[str], list[list[int]], list[int]]:
     """The prompt's responses Y, their token ids (each ends with EOS) and the prompt's token ids."""
     texts = world.responses(prompt)
-    seqs = world.token_ids(tokenizer, texts)
-    prompt_ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    prompt_ids, seqs = world.encode(tokenizer, prompt, texts)
     return texts, seqs, prompt_ids
 
 
@@ -137,7 +136,6 @@ def decoder_distribution(decoder: Any, models: dict[str, Any], tokenizer: Any, p
     decoder.extra_models, e.g. {"policy": instruct, "base": base}). settings: a SamplingSettings (default: its
     defaults, temperature 1 and no truncation). logprobs is -inf for a response the decoder can never produce.
     """
-    import torch
 
     from alignkit.engine.sample import SamplingSettings
     from alignkit.errors import UserError

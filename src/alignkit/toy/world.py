@@ -97,13 +97,18 @@ def parse(response: str) -> tuple[str, tuple[str, ...], str] | None:
     return None
 
 
-def token_ids(tokenizer: Any, texts: list[str] | tuple[str, ...], eos: bool = True) -> list[list[int]]:
-    """Token ids of each text, tokenized alone (add_special_tokens=False), with EOS appended if `eos`."""
-    out = []
-    for text in texts:
-        ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
-        out.append(ids + [tokenizer.eos_token_id] if eos else ids)
-    return out
+# A response follows its prompt after one space, as in toy:prefs ({"prompt": "describe the ice :", "chosen":
+# " cold and white"}): plain-text rows are tokenized as prompt + response joined as written (alignkit.data.tokenize).
+SEPARATOR = " "
+
+
+def encode(tokenizer: Any, prompt: str, responses: list[str] | tuple[str, ...]) -> tuple[list[int], list[list[int]]]:
+    """(prompt ids, each response's ids ending with EOS) by the tokenization rules that prepare, decode and online
+    training share (alignkit.data.tokenize), so exact figures are those of the ids a run trains and samples."""
+    from alignkit.data.tokenize import encode_example
+
+    encoded = encode_example(tokenizer, prompt, [SEPARATOR + r for r in responses], template="plain")
+    return encoded.prompt_ids, encoded.response_ids
 
 
 def describe() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Built-in pairwise losses (DPO, SimPO): pure functions of `(B,)` sequence log-probs.
+"""Built-in pairwise losses (DPO, SimPO) of alignkit.builtins.objectives: pure functions of `(B,)` log-probs.
 
 Every offline objective is the Bradley–Terry family of docs/algorithms: loss = −log σ(g(y_w) − g(y_l) − m) on an
 implicit reward g. Each function returns `PairwiseLoss(losses (B,), chosen_rewards (B,), rejected_rewards (B,))`,

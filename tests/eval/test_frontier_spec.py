@@ -12,8 +12,6 @@ from alignkit.cli import build_app
 from alignkit.eval.frontier import commands, grid, spec
 from alignkit.eval.frontier.sections import Section, flag_for
 
-HAS_DECODE_EXACT = "exact" in {f.name for f in dataclasses.fields(C.DecodeConfig)}
-
 BASE = """\
 model: toy:instruct
 data: toy:prefs-onpolicy
@@ -133,17 +131,6 @@ def test_bad_top_level_and_eval_keys(tmp_path):
     assert "'diversity: distinct-7'" in line and "is no diversity metric" in line and "distinct-2" in line
 
 
-@pytest.mark.skipif(HAS_DECODE_EXACT, reason="decode --exact exists: decoders are evaluated exactly")
-def test_exact_decoder_points_need_decode_exact(tmp_path):
-    path = write(tmp_path, """\
-        - name: conformative
-          decode: {decoder: conformative}
-          sweep: {weight: [0, 0.5]}
-        """)
-    assert "needs 'alignkit decode --exact', which this alignkit does not have yet" in one_line_error(
-        frontier(path))
-
-
 def load(tmp_path, methods, base=BASE):
     return spec.load(str(write(tmp_path, methods, base)), plugins.registry())
 
@@ -211,22 +198,65 @@ def test_sampled_decoder_commands(tmp_path):
     decode, ev = commands.steps(point, tmp_path)
     # The decoder's own top_p overrides eval's; prompts, sample count and seed come from eval: for every point.
     assert decode.argv == ["decode", "--conformative", "--model", "toy:instruct", "--prompts", "p.jsonl",
-                           "--num-samples", "4", "--top-p", "0.95", "--seed", "3", "--weight", "0.5",
+                           "--num-samples", "4", "--top-p", "0.95", "--seed", "3", "--conformative-weight", "0.5",
                            "--output", str(tmp_path / "generations.jsonl")]
     assert ev.argv == ["eval", str(tmp_path / "generations.jsonl"), "--output", str(tmp_path / "eval"),
                        "--metrics", "reward,distinct-2", "--reward", "toy", "--seed", "3"]
 
 
 def test_flags_come_from_the_dataclasses():
-    """flag_for reads config.flag_name: a field's own `flag=` metadata wins over its name."""
+    """flag_for reads config.flag_name (a field's own `flag=` wins over its name) and scopes a switch's options."""
     @dataclasses.dataclass
     class Options:
         top_n: int = C.opt(1, "n")
         odd: int = C.opt(1, "o", flag="--very-odd")
 
-    assert flag_for(Section("decoder", Options, "x"), "top_n") == "--top-n"
-    assert flag_for(Section("decoder", Options, "x"), "odd") == "--very-odd"
+    assert flag_for(Section("decoder", Options, "sample"), "top_n") == "--top-n"
+    assert flag_for(Section("decoder", Options, "x", switch="x"), "odd") == "--x-very-odd"
     assert flag_for(Section("switch", Options, "poet"), "poet") == "--poet"
+
+
+def _click_flags(*path):
+    """Every option string of `alignkit <path>`, read from the real command the CLI builds."""
+    import typer
+
+    command = typer.main.get_command(build_app())
+    for name in path:
+        command = command.commands[name]
+    return {opt for param in command.params for opt in param.opts + param.secondary_opts}
+
+
+def test_every_flag_frontier_writes_is_a_flag_of_the_real_command():
+    """The spec's keys become flags through flag_for alone; each one must exist on the command, for every
+    registered objective (its options, train's flags, every transform's switch and options) and decoder."""
+    from alignkit.eval.frontier.sections import decode_sections, train_sections
+
+    registry = plugins.registry()
+    for objective in registry.all("objective"):
+        flags = _click_flags("train", objective.name)
+        for section in train_sections(registry, objective):
+            for name in section.names():
+                assert flag_for(section, name) in flags, (objective.name, section.key, name)
+    flags = _click_flags("decode")
+    for decoder in registry.all("decoder"):
+        for section in decode_sections(decoder):
+            for name in section.names():
+                assert flag_for(section, name) in flags, (decoder.name, name)
+    for cls, path in ((C.EvalConfig, ("eval",)), (C.FrontierConfig, ("frontier",))):
+        flags = _click_flags(*path)
+        for name in Section("eval", cls).names():
+            field = next(f for f in dataclasses.fields(cls) if f.name == name)
+            assert field.metadata.get("argument") or flag_for(Section("eval", cls), name) in flags
+
+
+def test_exact_decoder_point_runs_decode_exact(tmp_path):
+    s = load(tmp_path, "- {name: c, decode: {decoder: conformative, base_model: toy:base}, "
+                       "sweep: {weight: [0.25]}}\n")
+    _, point = grid.expand(s)
+    (step,) = commands.steps(point, tmp_path)
+    assert step.argv == ["decode", "--conformative", "--model", "toy:instruct", "--exact",
+                         "--conformative-base-model", "toy:base", "--conformative-weight", "0.25",
+                         "--output", str(tmp_path / "exact.json")]
 
 
 def test_dry_run_prints_the_commands_and_runs_nothing(tmp_path):

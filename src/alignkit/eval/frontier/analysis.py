@@ -44,26 +44,40 @@ def interpolate(points: Sequence[Pair], level: float) -> float | None:
     return points[0][1]  # a one-point curve, at its own quality
 
 
-def levels(ranges: Sequence[tuple[float, float]], count: int = 5) -> tuple[list[float], bool]:
-    """`count` evenly spaced quality levels inside every range (their intersection), and True; when the ranges
-    share no level, levels across the union of the ranges instead, and False (each method then fills only the
-    levels it reaches)."""
-    lo, hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
-    shared = lo <= hi
-    if not shared:
-        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+def shared_range(ranges: dict[str, tuple[float, float]]) -> tuple[float, float, list[str]]:
+    """The quality interval inside the ranges of as many methods as possible, and those methods.
+
+    Every method's range when they overlap; otherwise the largest group that does (methods that lower quality,
+    such as conformative decoding, and methods that raise it rarely share a level), the widest on a tie."""
+    best: tuple[tuple[int, float], float, float, list[str]] | None = None
+    for q in sorted({end for r in ranges.values() for end in r}):
+        members = [n for n, (lo, hi) in ranges.items() if lo <= q <= hi]
+        lo, hi = max(ranges[n][0] for n in members), min(ranges[n][1] for n in members)
+        key = (len(members), hi - lo)
+        if best is None or key > best[0]:
+            best = (key, lo, hi, members)
+    assert best is not None, "no ranges"
+    return best[1], best[2], best[3]
+
+
+def levels(lo: float, hi: float, count: int = 5) -> list[float]:
+    """`count` evenly spaced quality levels from lo to hi (one when they are equal)."""
     if hi == lo or count == 1:
-        return [lo], shared
+        return [lo]
     # The last level is hi itself, not lo + (hi - lo) * 1.0, which rounding can put just outside a range.
-    return [lo + (hi - lo) * i / (count - 1) for i in range(count - 1)] + [hi], shared
+    return [lo + (hi - lo) * i / (count - 1) for i in range(count - 1)] + [hi]
 
 
 def matched_quality(methods: dict[str, Sequence[Pair]], d_higher: bool = True,
                     count: int = 5) -> dict[str, object]:
-    """{levels, shared, diversity: {method: [value or None per level]}} for the matched-quality table."""
+    """{levels, methods: those whose range holds every level, shared: whether that is all of them,
+    ranges {method: [lo, hi]}, diversity: {method: [value or None per level]}} for the matched-quality table."""
     curves = {name: curve(pairs, d_higher) for name, pairs in methods.items() if pairs}
     if not curves:
-        return {"levels": [], "shared": False, "diversity": {}}
-    found, shared = levels([(c[0][0], c[-1][0]) for c in curves.values()], count)
-    return {"levels": found, "shared": shared,
+        return {"levels": [], "methods": [], "shared": False, "ranges": {}, "diversity": {}}
+    ranges = {name: (c[0][0], c[-1][0]) for name, c in curves.items()}
+    lo, hi, members = shared_range(ranges)
+    found = levels(lo, hi, count)
+    return {"levels": found, "methods": members, "shared": len(members) == len(curves),
+            "ranges": {n: list(r) for n, r in ranges.items()},
             "diversity": {name: [interpolate(c, q) for q in found] for name, c in curves.items()}}

@@ -80,9 +80,9 @@ def steps(point: Point, folder: Path) -> list[Step]:
         return out + _sampled(point, folder, model)
     if point.kind == "decode":
         # `decode --exact`: the exact figures of the sampler decode would run, as eval's exact section.
-        values = {**point.values, "exact": True, "output": str(folder / "exact.json")}
-        return [Step("decode", ["decode", *_decoder_argv(point),
-                                *argv(decode_sections(point.record), values)])]
+        values = {**point.values, "exact": True}
+        return [Step("decode", ["decode", *_decoder_argv(point), *argv(decode_sections(point.record), values),
+                                *_flags(DECODE, {"output": str(folder / "exact.json")})])]
     return out + [_exact_eval(point, folder, model)]
 
 

@@ -63,7 +63,8 @@ def identity(point: Point) -> str:
 
 def _spec_defaults(spec: Spec, method: Method, values: dict[str, Any]) -> dict[str, Any]:
     """The spec's model, data and prompts as the command's keys, unless the method sets its own: offline
-    training reads data, online training and decoders read prompts (sampled eval decodes eval's prompts)."""
+    training reads data, online training reads prompts. A decoder reads eval's prompts when sampled and the
+    world's own prompts when exact (decode --exact enumerates them)."""
     out = {"model": spec.model}
     if method.kind == "train":
         online = values.get("online", False)
@@ -71,8 +72,6 @@ def _spec_defaults(spec: Spec, method: Method, values: dict[str, Any]) -> dict[s
             out["data"] = spec.data
         if online and spec.prompts is not None:
             out["prompts"] = spec.prompts
-    elif spec.prompts is not None and spec.eval.exact:
-        out["prompts"] = spec.prompts
     return out
 
 

@@ -91,14 +91,18 @@ def markdown(doc: dict[str, Any]) -> str:
                                             "★" if p["pareto"] else "", f"`{p['run']}`"]) + " |")
     mq = doc["matched_quality"]
     names = list(mq["diversity"])
+    out = [n for n in names if n not in mq["methods"]]
+    scope = (" (the levels lie inside every method's range)." if mq["shared"] else
+             ", inside the range the most methods share; " + ", ".join(
+                 f"{n} ({q} {mq['ranges'][n][0]:.3f} to {mq['ranges'][n][1]:.3f})" for n in out)
+             + (" does" if len(out) == 1 else " do") + " not span it (— where a method does not reach).")
     lines += ["", "## Matched quality", "",
               f"Each method's {d} at shared levels of {q}, interpolated linearly along its points sorted by {q}"
-              + (" (the levels lie inside every method's range)." if mq["shared"] else
-                 "; the methods' ranges of quality do not overlap, so the levels span all of them and a method "
-                 "outside its range shows —."), "",
-              f"| {q} | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+              + scope, "", f"| {q} | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    # Levels close together (a narrow shared range) get a fourth decimal, so two rows never read the same.
+    digits = 4 if len(mq["levels"]) > 1 and mq["levels"][-1] - mq["levels"][0] < 0.02 else 3
     for i, level in enumerate(mq["levels"]):
-        lines.append(f"| {level:.3f} | " + " | ".join(_num(mq["diversity"][n][i]) for n in names) + " |")
+        lines.append(f"| {level:.{digits}f} | " + " | ".join(_num(mq["diversity"][n][i]) for n in names) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -20,9 +20,10 @@ from alignkit.registry import NoOptions
 class Section:
     """One group of flags of a command: its dataclass, and the record it belongs to (objective, decoder...)."""
 
-    key: str          # 'train', 'objective', 'transform', 'switch', 'decode', 'decoder', 'eval'
-    cls: type         # the dataclass whose fields are the flags (NoOptions for a transform's bare switch)
-    owner: str = ""   # the objective / transform / decoder name, '' for a command's own config
+    key: str                   # 'train', 'objective', 'transform', 'switch', 'decode', 'decoder', 'eval'
+    cls: type                  # the dataclass whose fields are the flags (NoOptions for a bare switch)
+    owner: str = ""            # the objective / transform / decoder name, '' for a command's own config
+    switch: str | None = None  # the switch whose options these are (`--poet`, `--conformative`)
 
     def names(self) -> list[str]:
         if self.key == "switch":  # a transform's on/off switch (`--poet`) is a key of its own name
@@ -33,14 +34,14 @@ class Section:
 def flag_for(section: Section, name: str) -> str:
     """The command-line flag of option `name` of `section`: the one mapping from spec keys to flags.
 
-    Objective, transform and decoder options are plain `--<option>` flags today (cli.py builds them with
-    `config.flag_name`). When the CLI scopes decoder options to their switch (`--conformative-weight`), this is
-    the line to change: `return f"--{section.owner}-{C.flag_name(field)[2:]}"` for `section.key == "decoder"`.
+    A field's flag is `config.flag_name` (its name, or its own `flag=`); the options of a switch are scoped to it
+    (`--conformative-weight`, `--poet-<option>`), as the CLI builds them (alignkit.commands.Section.flag, which
+    this layer may not import; tests/eval/test_frontier_spec.py checks every flag against the commands' --help).
     """
     if section.key == "switch":
         return f"--{section.owner}"
-    field = next(f for f in dataclasses.fields(section.cls) if f.name == name)
-    return C.flag_name(field)
+    flag = C.flag_name(next(f for f in dataclasses.fields(section.cls) if f.name == name))
+    return f"--{section.switch}-{flag[2:]}" if section.switch else flag
 
 
 def to_argv(section: Section, name: str, value: Any) -> list[str]:
@@ -71,15 +72,16 @@ def train_sections(registry: Any, objective: Any) -> list[Section]:
         for t in registry.all("transform"):
             sections.append(Section("switch", NoOptions, t.name))
             if _options(t.options):
-                sections.append(Section("transform", t.options, t.name))
+                sections.append(Section("transform", t.options, t.name, switch=t.name))
     return sections
 
 
 def decode_sections(decoder: Any) -> list[Section]:
     """`alignkit decode --<decoder>`'s flags."""
     sections = [Section("decode", C.DecodeConfig)]
-    if _options(decoder.options):
-        sections.append(Section("decoder", decoder.options, decoder.name))
+    if _options(decoder.options):  # `sample` is decode's default and has no switch: its options are plain
+        switch = None if decoder.name == "sample" else decoder.name
+        sections.append(Section("decoder", decoder.options, decoder.name, switch=switch))
     return sections
 
 

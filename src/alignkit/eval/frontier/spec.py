@@ -118,13 +118,15 @@ def load(path: str, registry: Any) -> Spec:
     if not isinstance(methods_raw, list) or not methods_raw:
         raise UserError(f"{path} needs 'methods:', a list of methods (each with name, train: or decode:, sweep:)")
     ev = parse_eval(_mapping(top.get("eval"), f"'eval' in {path}"), registry, path)
+    prompts = _string(top.get("prompts"), f"'prompts' in {path}")
+    if not ev.exact and prompts is not None:  # sampled points decode the spec's prompts unless eval names others
+        ev.decode_values.setdefault("prompts", prompts)
     methods = [parse_method(m, i, registry, ev, path) for i, m in enumerate(methods_raw)]
     names = [m.name for m in methods]
     for name in names:
         if names.count(name) > 1:
             raise UserError(f"two methods are named '{name}' in {path}; method names must differ")
-    return Spec(path, model, _string(top.get("data"), f"'data' in {path}"),
-                _string(top.get("prompts"), f"'prompts' in {path}"), ev, methods)
+    return Spec(path, model, _string(top.get("data"), f"'data' in {path}"), prompts, ev, methods)
 
 
 def parse_eval(values: dict[str, Any], registry: Any, path: str) -> EvalSpec:
@@ -215,12 +217,6 @@ def parse_method(raw: Any, index: int, registry: Any, ev: EvalSpec, path: str) -
     own = OWN_TRAIN_KEYS if kind == "train" else OWN_DECODE_KEYS
     command = f"alignkit train {record.name}" if kind == "train" else f"alignkit decode --{record.name}"
     known = [n for s in sections for n in s.names() if n not in own]
-    if kind == "decode" and ev.exact and "exact" not in _fields(C.DecodeConfig):
-        # The exact figures of a decoder come from `alignkit decode --exact` (the sampler's own distribution,
-        # enumerated); this alignkit has no such flag yet, and frontier does not compute them behind its back.
-        raise UserError(f"{where} decodes, and exact evaluation of a decoder needs 'alignkit decode --exact', "
-                        "which this alignkit does not have yet; use a sampled eval (eval: {reward: toy, "
-                        "num_samples: 8}) or leave the decoder out")
     for key in body:
         if key in own:
             raise UserError(f"'{key}' in {kind}: of {where} is set by frontier itself (each point writes "

@@ -141,7 +141,8 @@ def run_points(points: list[Point], out: Path, jobs: int) -> list[dict[str, Any]
             report(p, f"reused ({_summary(results[p.folder])})")
     failures = []
     env = thread_env(jobs)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         futures = {pool.submit(compute, p, out, env): p for p in todo}
         for future in as_completed(futures):
             p = futures[future]
@@ -153,6 +154,12 @@ def run_points(points: list[Point], out: Path, jobs: int) -> list[dict[str, Any]
                 continue
             results[p.folder] = doc
             report(p, f"done in {doc['seconds']:.0f} s ({_summary(doc)})")
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the running alignkit processes too (one process group); points not started yet must
+        # not start, which a plain `with` (shutdown waiting for every queued point) would let them do.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     if failures:
         raise PointsFailed(f"{len(failures)} of {total} points failed, first {failures[0]}; fix it and rerun the "
                            "same command (finished points are reused)")

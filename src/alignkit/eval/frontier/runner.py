@@ -158,6 +158,8 @@ def run_points(points: list[Point], out: Path, jobs: int) -> list[dict[str, Any]
         # Ctrl-C reaches the running alignkit processes too (one process group); points not started yet must
         # not start, which a plain `with` (shutdown waiting for every queued point) would let them do.
         pool.shutdown(wait=False, cancel_futures=True)
+        print(f"interrupted: {len(results)} of {total} points are finished and kept; rerun the same command to "
+              "go on", file=sys.stderr, flush=True)
         raise
     pool.shutdown()
     if failures:

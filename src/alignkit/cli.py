@@ -37,17 +37,13 @@ class AlignkitGroup(typer.core.TyperGroup):
 # Runners: each engine is imported only when its command runs.
 
 
-def _runner(module: str, what: str) -> Callable[..., Any]:
-    try:
-        return importlib.import_module(module).run
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            raise error(f"{what} is not available in this build yet ({module} is missing)", 1) from None
-        raise
+def _runner(module: str) -> Callable[..., Any]:
+    """The `run` of a command's module, imported only when the command runs (torch stays out of --help)."""
+    return importlib.import_module(module).run
 
 
 def _run_prepare(r: Resolved) -> None:
-    _runner("alignkit.data.save", "alignkit prepare")(r.sections["prepare"])
+    _runner("alignkit.data.save")(r.sections["prepare"])
 
 
 def _train_runner(objective_name: str) -> Callable[[Resolved], None]:
@@ -56,7 +52,7 @@ def _train_runner(objective_name: str) -> Callable[[Resolved], None]:
         objective = registry.get("objective", objective_name)
         transforms = [(registry.get("transform", name), r.sections.get(name, NoOptions()))
                       for name, on in r.enabled.items() if on]
-        _runner("alignkit.engine.train", "alignkit train")(
+        _runner("alignkit.engine.train")(
             r.sections["train"], objective, r.sections["objective"], transforms, r.flat)
     return run
 
@@ -68,11 +64,11 @@ def _decode_run(r: Resolved) -> None:
         raise UserError(f"choose one decoder, not {' and '.join('--' + c for c in chosen)}")
     decoder = registry.get("decoder", chosen[0] if chosen else "sample")
     options = r.sections.get(decoder.name, NoOptions())
-    _runner("alignkit.engine.decode", "alignkit decode")(r.sections["decode"], decoder, options)
+    _runner("alignkit.engine.decode")(r.sections["decode"], decoder, options)
 
 
 def _run_eval(r: Resolved) -> None:
-    _runner("alignkit.eval.run", "alignkit eval")(r.sections["eval"])
+    _runner("alignkit.eval.run")(r.sections["eval"])
 
 
 def _run_frontier(r: Resolved) -> None:

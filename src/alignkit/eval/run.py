@@ -8,7 +8,6 @@ report.md, plots/*.png and a table on the terminal. (--exact adds the toy world'
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +45,8 @@ def select_metrics(cfg: EvalConfig) -> tuple[list[Metric], dict[str, str]]:
 
 def _decode_first(cfg: EvalConfig) -> list[str]:
     """Sample --num-samples completions per toy/default prompt from --model into <output>/generations.jsonl."""
-    try:
-        decode = importlib.import_module("alignkit.engine.decode")
-    except ModuleNotFoundError as exc:
-        if exc.name and "alignkit.engine.decode".startswith(exc.name):
-            raise UserError("decoding inside eval is not available in this build; run 'alignkit decode --model "
-                            f"{cfg.model} --output gens.jsonl' first, then 'alignkit eval gens.jsonl'") from None
-        raise
+    from alignkit.engine import decode
+
     out = Path(cfg.output) / "generations.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     decoder = plugins.registry().get("decoder", "sample")

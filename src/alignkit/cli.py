@@ -72,7 +72,7 @@ def _run_eval(r: Resolved) -> None:
 
 
 def _run_frontier(r: Resolved) -> None:
-    _runner("alignkit.eval.frontier", "alignkit frontier")(r.sections["frontier"])
+    _runner("alignkit.eval.frontier")(r.sections["frontier"])
 
 
 # ----------------------------------------------------------------------------------------------------------

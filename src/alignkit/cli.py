@@ -71,6 +71,10 @@ def _run_eval(r: Resolved) -> None:
     _runner("alignkit.eval.run")(r.sections["eval"])
 
 
+def _run_frontier(r: Resolved) -> None:
+    _runner("alignkit.eval.frontier")(r.sections["frontier"])
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The app, built from the registry.
 
@@ -119,6 +123,8 @@ def build_app(registry: Registry | None = None) -> typer.Typer:
 
     app.command("eval", help="Measure quality and diversity of generations side by side.")(
         make_command("eval", [Section("eval", C.EvalConfig)], {}, _run_eval))
+    app.command("frontier", help="Sweep methods and draw their quality-diversity frontier (docs/frontier.md).")(
+        make_command("frontier", [Section("frontier", C.FrontierConfig)], {}, _run_frontier))
 
     @app.command("plugins", help="List plugins and what they register.")
     def plugins_command(all: bool = typer.Option(False, "--all", help="Also list every record's details.")) -> None:

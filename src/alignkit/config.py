@@ -378,3 +378,13 @@ def to_dict(instance: Any) -> dict[str, Any]:
 def plain(value: Any) -> Any:
     """A resolved value as YAML writes it (lists copied, so the flat config never aliases a section's list)."""
     return list(value) if isinstance(value, list) else value
+
+
+@dataclass
+class FrontierConfig:
+    spec: str = opt(REQUIRED, "Frontier spec: a YAML file of model, data, eval and methods with their sweeps "
+                    "(docs/frontier.md).", argument=True)
+    output: str = opt("frontier", "Folder for frontier.json, frontier.md, frontier.png and runs/ (one folder per "
+                      "point; a rerun reuses finished points).")
+    jobs: int = opt(1, "Points computed at once, each in its own processes (on 2 cores: --jobs 2).", min=1)
+    dry_run: bool = opt(False, "Print every point's commands and whether it would be reused; run nothing.")

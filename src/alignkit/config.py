@@ -153,6 +153,43 @@ class TrainConfig:
     group_size: int = opt(8, "Samples per prompt in online training.", mode="online")
     max_new_tokens: int = opt(64, "Maximum tokens sampled per completion in online training.", mode="online")
     temperature: float = opt(1.0, "Sampling temperature in online training.", mode="online")
+    report_to: list[str] = opt(["none"], "Also log metrics.jsonl's lines to tensorboard, wandb or trackio "
+                               "(comma-separated or repeated; all: every one installed; none: only "
+                               "metrics.jsonl), as transformers' report_to.", metavar="BACKEND")
+
+    def __post_init__(self) -> None:
+        # Resolved here, before anything is loaded: a missing logger package is one line, not a failure after the
+        # model has loaded and the reference log-probs are computed. alignkit.yaml keeps the resolved list.
+        self.report_to = report_targets(self.report_to)
+
+
+# --report-to backends and the package each needs; the built-in plugin alignkit.builtins.loggers writes to them.
+REPORT_BACKENDS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
+
+
+def report_targets(values: list[str] | str | None) -> list[str]:
+    """The backends `--report-to` names, spelt as transformers' `report_to`: a list or comma-separated names,
+    `none` (nothing but metrics.jsonl) or `all` (every backend whose package is installed). A named backend whose
+    package is missing is an error that says what to install."""
+    import importlib.util
+
+    items = [values] if isinstance(values, str) else list(values or [])
+    names = [n.strip() for item in items for n in str(item).split(",") if n.strip()]
+    if "all" in names:
+        return [b for b, package in REPORT_BACKENDS.items() if importlib.util.find_spec(package) is not None]
+    targets: list[str] = []
+    for name in names:
+        if name == "none":
+            continue
+        if name not in REPORT_BACKENDS:
+            raise UserError(f"unknown --report-to '{name}'{did_you_mean(name, [*REPORT_BACKENDS, 'all', 'none'])} "
+                            f"(choose from {', '.join(REPORT_BACKENDS)}, all, none)")
+        if importlib.util.find_spec(REPORT_BACKENDS[name]) is None:
+            raise UserError(f"--report-to {name} needs the {REPORT_BACKENDS[name]} package: pip install "
+                            f"{REPORT_BACKENDS[name]}")
+        if name not in targets:
+            targets.append(name)
+    return targets
 
 
 @dataclass

@@ -29,6 +29,7 @@ BUILTIN_PLUGINS = (
     "alignkit.builtins.metrics",
     "alignkit.builtins.rewards",
     "alignkit.builtins.formats",
+    "alignkit.builtins.loggers",
     "alignkit.toy.plugin",
 )
 ENTRY_POINT_GROUP = "alignkit"

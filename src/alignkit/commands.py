@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,8 +55,11 @@ class Resolved:
     given: set[str]            # parameters the user set (flag or YAML), for messages about defaults
 
 
-def error(message: str, code: int = 2) -> typer.Exit:
-    print(f"error: {message}", file=sys.stderr)
+def error(message: str, code: int = 2, prefix: str = "error") -> typer.Exit:
+    """One line on stderr, printed by the main process only: under a launcher every process fails alike, and the
+    user should read the reason once, not once per process."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{prefix}: {message}", file=sys.stderr)
     return typer.Exit(code)
 
 
@@ -122,7 +126,9 @@ def make_command(command: str, sections: list[Section], switches: dict[str, str]
             announce_defaults(resolved, sections)
             run(resolved)
         except UserError as exc:
-            raise error(str(exc), exc.exit_code) from None
+            raise error(str(exc), exc.exit_code, exc.prefix) from None
+        except KeyboardInterrupt:  # before a command could install its own handling (loading models, say)
+            raise error(f"alignkit {command} stopped before it wrote anything", 130, "interrupted") from None
 
     callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     callback.__annotations__ = {p.name: p.annotation for p in params}

@@ -132,7 +132,8 @@ class TrainConfig:
     eval_split: float = opt(0.0, "Fraction of the data held out for evaluation.", mode="pairwise")
     eval_steps: int = opt(0, "Evaluate on the held-out split every N steps (0: at the end only).", mode="pairwise")
     logging_steps: int = opt(1, "Write metrics every N steps.")
-    resume: bool = opt(False, "Resume from the newest checkpoint in --output.")
+    resume: bool = opt(False, "Resume from the newest checkpoint in --output (refused if it is another run's).")
+    overwrite: bool = opt(False, "Replace the run --output holds (its checkpoints and metrics) with a new one.")
     seed: int = opt(0, "Random seed.")
     dtype: str = opt("auto", "Parameter dtype.", choices=("auto", "bf16", "fp32"))
     device: str = opt("auto", "auto, cpu, cuda or cuda:N.")
@@ -214,6 +215,8 @@ class DecodeConfig:
     device: str = opt("auto", "auto, cpu, cuda or cuda:N.")
     exact: bool = opt(False, "Instead of sampling, write the exact expected reward, entropy, KL and length of the "
                       "distribution this command samples from (a toy-world model), as JSON to --output.")
+    overwrite: bool = opt(False, "Replace --output if another decode run wrote it (the old file stays until the "
+                          "new one is complete).")
 
 
 @dataclass

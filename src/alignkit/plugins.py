@@ -29,6 +29,7 @@ BUILTIN_PLUGINS = (
     "alignkit.builtins.metrics",
     "alignkit.builtins.rewards",
     "alignkit.builtins.formats",
+    "alignkit.builtins.resources",
     "alignkit.builtins.loggers",
     "alignkit.toy.plugin",
 )

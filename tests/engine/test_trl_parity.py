@@ -29,7 +29,7 @@ def test_dpo_matches_trl():
     policy, ref = tiny_model(0).train(), tiny_model(1)
     # Different seeds: policy and reference differ, so both log-ratios are far from zero.
     args = DPOConfig(output_dir="/tmp/alignkit-trl-dpo", beta=0.3, loss_type=["sigmoid"], report_to=[],
-                     use_cpu=True, max_length=None, per_device_train_batch_size=4)
+                     use_cpu=True, bf16=False, max_length=None, per_device_train_batch_size=4)
     trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=Dataset.from_list(TEXT),
                          processing_class=tiny_tokenizer())
     batch = DataCollatorForPreference(pad_token_id=PAD)(
@@ -61,7 +61,7 @@ def test_simpo_matches_trl_cpo_simpo():
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
     policy = tiny_model(0).train()
-    args = CPOConfig(output_dir="/tmp/alignkit-trl-cpo", loss_type="simpo", cpo_alpha=0.0, beta=2.0,
+    args = CPOConfig(output_dir="/tmp/alignkit-trl-cpo", loss_type="simpo", cpo_alpha=0.0, bf16=False, beta=2.0,
                      simpo_gamma=0.7, report_to=[], use_cpu=True, per_device_train_batch_size=4)
     trainer = CPOTrainer(model=policy, args=args, train_dataset=Dataset.from_list(TEXT),
                          processing_class=tiny_tokenizer())

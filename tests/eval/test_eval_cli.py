@@ -94,3 +94,19 @@ def test_missing_file_and_nothing_to_evaluate(tmp_path):
     result = invoke("--output", tmp_path)
     assert result.exit_code == 2 and "give generation files" in result.output
     assert "--exact evaluates a model" in invoke("--exact", "--output", tmp_path).output
+
+
+def test_a_plot_that_fails_is_a_note_never_a_lost_report(tmp_path, diverse_file, monkeypatch):
+    import alignkit.eval.plots as plots
+
+    def broken(doc, folder):
+        raise RuntimeError("no usable font cache")
+
+    monkeypatch.setattr(plots, "make_plots", broken)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(build_app(), ["eval", str(diverse_file), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["files"][0]["metrics"]["distinct-2"]["mean"] > 0  # the figures are there
+    assert doc["plots"] == [] and "no plots: RuntimeError: no usable font cache" in doc["notes"]
+    assert not list(out.glob(".*.tmp"))

@@ -2,7 +2,6 @@
 random Llama models with a character-level PreTrainedTokenizerFast saved to disk."""
 from types import SimpleNamespace
 
-import pytest
 import torch
 
 torch.set_num_threads(1)

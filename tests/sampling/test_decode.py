@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from alignkit.cli import build_app
-from alignkit.engine.decode import finished_samples, read_prompts
+from alignkit.data.prompts import load_prompts
+from alignkit.engine.decode_output import read_complete
 from alignkit.errors import UserError
 
 
@@ -55,7 +56,8 @@ def test_interrupted_run_resumes_without_duplicates(saved_models, prompts_file, 
     # interrupted mid-way: 5 complete lines (one batch and a bit) and half of the sixth
     cut = tmp_path / "cut.jsonl"
     cut.write_text("".join(lines[:5]) + lines[5][:20])
-    assert finished_samples(cut) == {("p1", 0), ("p1", 1), ("p1", 2), ("1", 0), ("1", 1)}
+    assert [(str(r["prompt_id"]), r["sample_id"]) for r in read_complete(cut, truncate=True)] == [
+        ("p1", 0), ("p1", 1), ("p1", 2), ("1", 0), ("1", 1)]
     assert cut.read_text() == "".join(lines[:5])  # the torn line was cut off
     cut.write_text("".join(lines[:5]) + lines[5][:20])
     result = decode(*args, "--output", str(cut))
@@ -99,7 +101,7 @@ def test_rows_without_prompt_are_reported_and_skipped(saved_models, tmp_path):
     out = tmp_path / "o.jsonl"
     result = decode("--model", saved_models["instruct"], "--prompts", path, "--output", str(out))
     assert result.exit_code == 0, result.output
-    assert "skipped 2 row(s)" in result.output and "(rows 2, 4)" in result.output
+    assert "skipped 2 of 4 rows" in result.output and "(lines 2, 4)" in result.output
     assert [json.loads(line)["prompt"] for line in out.read_text().splitlines()] == ["ab", "cd"]
 
 
@@ -107,16 +109,16 @@ def test_prompt_files_in_other_formats(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps([{"prompt": "x", "id": "a"}, {"prompt": "y"}]))
     (tmp_path / "p.csv").write_text("id,prompt\nq,hello\nr,\n")
     (tmp_path / "n.csv").write_text("prompt\nhello\nthere\n")
-    assert read_prompts(str(tmp_path / "n.csv")) == ([(0, "hello"), (1, "there")], [])
-    assert read_prompts(str(tmp_path / "p.json")) == ([("a", "x"), (1, "y")], [])
-    assert read_prompts(str(tmp_path / "p.csv")) == ([("q", "hello")], [3])
+    assert load_prompts(str(tmp_path / "n.csv")) == ([(0, "hello"), (1, "there")], [])
+    assert load_prompts(str(tmp_path / "p.json")) == ([("a", "x"), (1, "y")], [])
+    assert load_prompts(str(tmp_path / "p.csv")) == ([("q", "hello")], [(3, "empty prompt")])
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"prompt": ["u", "v"]}), tmp_path / "p.parquet")
-    assert read_prompts(str(tmp_path / "p.parquet")) == ([(0, "u"), (1, "v")], [])
+    assert load_prompts(str(tmp_path / "p.parquet")) == ([(0, "u"), (1, "v")], [])
     with pytest.raises(UserError, match="appears twice"):
-        read_prompts(write_prompts(tmp_path / "d.jsonl", [{"id": 1, "prompt": "a"}, {"id": "1", "prompt": "b"}]))
+        load_prompts(write_prompts(tmp_path / "d.jsonl", [{"id": 1, "prompt": "a"}, {"id": "1", "prompt": "b"}]))
 
 
 def test_decode_help_lists_the_conformative_switch_and_its_options():

@@ -9,6 +9,7 @@ Pure Python: no torch, no datasets.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from alignkit import hookimpl
@@ -59,7 +60,15 @@ def _score(row: dict, key: str) -> float:
     value = _field(row, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"wrong type: '{key}' should be a number, got {_type_name(value)}")
-    return float(value)
+    try:
+        score = float(value)
+    except OverflowError:  # an integer beyond a float's range
+        score = math.inf
+    # Python's json reads the NaN / Infinity literals some writers emit; a non-finite score has no order and
+    # would poison every mean and margin computed from the column.
+    if not math.isfinite(score):
+        raise ValueError(f"non-finite score: '{key}' is {score} as a float")
+    return score
 
 
 def split_shared_prefix(chosen: list[dict], rejected: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:

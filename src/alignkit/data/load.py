@@ -2,6 +2,7 @@
 prepared on the fly with the same code as `alignkit prepare`."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,25 @@ def load_prepared(spec: str, tokenizer: Any, kind: str, max_length: int | None =
     print(f"prepared {spec}: {c['kept']} of {c['read']} rows kept, {c['rejected']} rejected"
           + (f" ({reasons})" if reasons else ""))
     return result.dataset
+
+
+def source_identity(spec: str, split: str = "train") -> str:
+    """A short content hash of a data spec, for the run fingerprint: a file's bytes; a prepared or saved folder's
+    manifest / metadata files and data-file sizes (hashing gigabytes of Arrow would slow every start); a Hub id as
+    it is named (its revision is the Hub's business)."""
+    from alignkit.plugins import resolve_resource
+
+    path = Path(resolve_resource(spec, "data"))
+    h = hashlib.sha256()
+    if path.is_file():
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    elif path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(file.relative_to(path)).encode())
+            small = file.suffix in (".json", ".jsonl", ".txt") and file.stat().st_size < (1 << 20)
+            h.update(file.read_bytes() if small else str(file.stat().st_size).encode())
+    else:
+        h.update(f"{spec}@{split}".encode())
+    return h.hexdigest()[:16]

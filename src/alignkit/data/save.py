@@ -4,10 +4,14 @@ print what was kept and rejected.
     alignkit prepare prefs.jsonl --model Qwen/Qwen2.5-0.5B-Instruct --output data/prefs --max-length 1024
 
 The folder holds the Arrow data set (it loads with `datasets.load_from_disk`), manifest.json and rejects.jsonl.
+It is written whole into a hidden sibling folder, manifest last, and only then swapped in: a prepare killed
+mid-write leaves the old set as it was (and a torn hidden folder nothing reads).
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +22,36 @@ from alignkit.errors import UserError
 
 def write(result: PrepareResult, output: str | Path) -> Path:
     out = Path(output)
-    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise UserError(f"--output '{out}' exists and is not a prepared data set; choose an empty folder")
-    out.mkdir(parents=True, exist_ok=True)
+    new, old = out.with_name(f".{out.name}.new"), out.with_name(f".{out.name}.old")
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir(parents=True)
     from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     quiet = are_progress_bars_disabled()
     disable_progress_bars()  # a save bar for a few MB is noise next to the summary
     try:
-        result.dataset.save_to_disk(str(out))  # the folder itself loads with datasets.load_from_disk
+        result.dataset.save_to_disk(str(new))  # the folder itself loads with datasets.load_from_disk
     finally:
         if not quiet:
             enable_progress_bars()
-    (out / "manifest.json").write_text(json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n")
-    with (out / "rejects.jsonl").open("w", encoding="utf-8") as f:
-        for record in result.rejects:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    _write_synced(new / "rejects.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects))
+    # the manifest last: a folder with a manifest is a complete prepared set
+    _write_synced(new / "manifest.json", json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        os.replace(out, old)  # the old set steps aside only once the new one is complete...
+    os.replace(new, out)      # ...and the new one takes its name at once
+    shutil.rmtree(old, ignore_errors=True)
     return out
+
+
+def _write_synced(path: Path, text: str) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def malformed_lines(rejects: list[dict]) -> list[int]:

@@ -26,6 +26,7 @@ import torch
 
 from alignkit import config as C
 from alignkit.data.collate import collate_sequences
+from alignkit.data.prompts import load_prompts
 from alignkit.engine.batching import step_micro_batches, total_steps
 from alignkit.engine.distributions import SampleDecoder
 from alignkit.engine.logprobs import response_logprobs
@@ -42,14 +43,14 @@ class OnlineWork:
     """Prompts for `objective.online`; one loss term per sampled completion."""
 
     def __init__(self, ctx: RunContext) -> None:
-        from alignkit.engine.decode import read_prompts
-
         cfg, tokenizer = ctx.cfg, ctx.tokenizer
         if cfg.group_size < 2:
             raise UserError("--group-size must be at least 2: advantages compare the samples of one prompt")
         self.cfg, self.policy, self.tokenizer, self.device = cfg, ctx.policy, tokenizer, ctx.device
+        self.dist, self.sampler = ctx.dist, ctx.inference_model()  # sampling needs no gradient
         self.spec, self.options = ctx.objective.online, ctx.options
-        prompts = [p for _, p in read_prompts(cfg.prompts)[0]]
+        # The same reader and checks as decode --prompts (a prepared prompt set must match the tokenizer).
+        prompts = [p for _, p in load_prompts(cfg.prompts, tokenizer).prompts]
         if not prompts:
             raise UserError(f"no prompts in {cfg.prompts}: each row needs a 'prompt' (text or a list of messages)")
         self.prompt_ids = encode_prompts(tokenizer, prompts)
@@ -58,20 +59,24 @@ class OnlineWork:
                              for p, ids in zip(prompts, self.prompt_ids)]
         self.reward_fn = load_reward(cfg.reward)
         self.settings = SamplingSettings(temperature=cfg.temperature)
-        self.micro_per_epoch = math.ceil(len(prompts) / cfg.batch_size)
-        self.total_steps = total_steps(cfg.max_steps, cfg.epochs, len(prompts), cfg.batch_size, cfg.grad_accum)
+        self.global_batch = cfg.batch_size * ctx.dist.world  # --batch-size prompts per process
+        ctx.dist.check_divides(len(prompts), cfg.batch_size, "prompts")
+        self.micro_per_epoch = math.ceil(len(prompts) / self.global_batch)
+        self.total_steps = total_steps(cfg.max_steps, cfg.epochs, len(prompts), self.global_batch, cfg.grad_accum)
         if cfg.max_steps is None and self.total_steps < 20:
-            print(f"note: {cfg.epochs:g} epochs over {len(prompts)} prompts is only {self.total_steps} online "
-                  "steps; pass --max-steps for more")
+            ctx.dist.print(f"note: {cfg.epochs:g} epochs over {len(prompts)} prompts is only {self.total_steps} "
+                           "online steps; pass --max-steps for more")
         needed = ctx.objective.requires_reference(ctx.options)
-        self.reference = make_reference(cfg, needed, ctx.policy, [], "online")
+        self.reference = make_reference(ctx, needed, "online")
         self.multipliers = dict(self.spec.init_state(ctx.options))
         self.started = time.perf_counter()
 
     # ---- the five calls the loop makes
 
     def micro_batches(self, step: int) -> list[list[int]]:
-        return step_micro_batches(self.cfg.seed, len(self.prompt_ids), self.cfg.batch_size, self.cfg.grad_accum, step)
+        """This process's prompt rows of each micro-batch: its slice of the global micro-batch."""
+        rows = step_micro_batches(self.cfg.seed, len(self.prompt_ids), self.global_batch, self.cfg.grad_accum, step)
+        return [self.dist.shard(r) for r in rows]
 
     def count(self, rows: list[int]) -> int:
         return len(rows) * self.cfg.group_size
@@ -80,12 +85,14 @@ class OnlineWork:
         """(N,) per-sample policy-gradient losses, N = len(rows) · group_size, and the metrics as sums."""
         G = self.cfg.group_size
         prompt_ids = [self.prompt_ids[i] for i in rows for _ in range(G)]  # N prompts, each group together
-        # 1. sample: eval mode (no dropout), no gradient; the generator depends only on (seed, micro-step)
-        with frozen_pass(self.policy):
-            samples = sample_batch({"policy": self.policy}, self.tokenizer, prompt_ids, SampleDecoder(),
-                                   self.settings, max_new_tokens=self.cfg.max_new_tokens,
-                                   generator=make_generator(self.cfg.seed, step * self.cfg.grad_accum + micro,
-                                                            self.device))
+        # 1. sample: eval mode (no dropout), no gradient. Each prompt's group draws from its own generator, seeded by
+        # (seed, micro-step, prompt row): the samples do not depend on which process holds the prompt.
+        micro_step = step * self.cfg.grad_accum + micro
+        generators = [make_generator(self.cfg.seed, micro_step * len(self.prompt_ids) + i, self.device) for i in rows]
+        with frozen_pass(self.sampler):
+            samples = sample_batch({"policy": self.sampler}, self.tokenizer, prompt_ids, SampleDecoder(),
+                                   self.settings, max_new_tokens=self.cfg.max_new_tokens, generator=generators,
+                                   all_done=self.dist.all_done if self.dist.sharded else None)
         # 2. score and teacher-force the completions
         rewards = torch.tensor(self.reward_fn([self.prompt_texts[i] for i in rows for _ in range(G)], samples.texts),
                                dtype=torch.float32, device=self.device)  # (N,)
@@ -107,7 +114,8 @@ class OnlineWork:
 
     def finish(self, step: int, sums: dict[str, float], n: int) -> dict[str, float]:
         """Logged fields: reward mean/std, sequence entropy and KL estimates, the multipliers used, samples/s;
-        then the objective's dual ascent moves the multipliers for the next step."""
+        then the objective's dual ascent moves the multipliers for the next step. The sums are the global step's
+        (every process's added up), so every process moves its multipliers alike."""
         mean = sums["reward"] / n
         now = time.perf_counter()
         record = {"epoch": round(step * self.cfg.grad_accum / self.micro_per_epoch, 4),

@@ -32,30 +32,36 @@ class PairwiseWork:
     def __init__(self, ctx: RunContext) -> None:
         cfg = ctx.cfg
         self.cfg, self.policy, self.transforms, self.device = cfg, ctx.policy, ctx.transforms, ctx.device
+        self.dist, self.frozen = ctx.dist, ctx.inference_model()  # the model for passes without gradient
         self.loss_fn, self.options = ctx.objective.pairwise_loss, C.mode_options(ctx.options, "pairwise")
         # logps/* are logged as the objective compares them: means for a length-normalised loss, as TRL does
         self.mean_logps = ctx.objective.is_length_normalized(ctx.options)
         self.pad_id = ctx.tokenizer.pad_token_id
         self.pairs = load_pairs(cfg, ctx.tokenizer)
         self.n_train = split_for_eval(self.pairs, cfg.eval_split, cfg.seed)  # pairs[:n_train] train, rest held out
-        self.micro_per_epoch = math.ceil(self.n_train / cfg.batch_size)
-        self.total_steps = total_steps(cfg.max_steps, cfg.epochs, self.n_train, cfg.batch_size, cfg.grad_accum)
+        self.global_batch = cfg.batch_size * ctx.dist.world  # --batch-size is per process
+        ctx.dist.check_divides(self.n_train, cfg.batch_size, "pairs")
+        self.micro_per_epoch = math.ceil(self.n_train / self.global_batch)
+        self.total_steps = total_steps(cfg.max_steps, cfg.epochs, self.n_train, self.global_batch, cfg.grad_accum)
         needed = ctx.objective.requires_reference(ctx.options)
-        self.reference = make_reference(cfg, needed, ctx.policy, ctx.transforms, "pairwise")
+        self.reference = make_reference(ctx, needed, "pairwise")
         if self.reference.present and cfg.ref_mode == "precompute":
             # One pass over the data set before training (and before a resumed checkpoint replaces the starting
-            # weights, which may be the reference): the reference never changes, so compute it once.
+            # weights, which may be the reference): the reference never changes, so compute it once, each process
+            # a share of the pairs.
             key = fingerprint(cfg.ref_model or cfg.model, ctx.dtype_name, self.pairs, ctx.transforms)
             with ctx.progress_bar() as bar, ctx.compute():
                 task = bar.add_task("reference log-probs", total=len(self.pairs))
-                self.reference.precompute(self.pairs, cfg.batch_size, self.pad_id, ctx.device,
+                self.reference.precompute(self.pairs, cfg.batch_size, self.pad_id, ctx.dist,
                                           ctx.output / "ref_logps.pt", key, progress=lambda n: bar.advance(task, n))
 
     # ---- the five calls the loop makes
 
     def micro_batches(self, step: int) -> list[list[int]]:
-        """Row numbers of each micro-batch of optimizer step `step` (0-based): a pure function of the step."""
-        return step_micro_batches(self.cfg.seed, self.n_train, self.cfg.batch_size, self.cfg.grad_accum, step)
+        """This process's rows of each micro-batch of optimizer step `step` (0-based): a pure function of the
+        step, cut from the global micro-batch that 1 process × the global batch would read."""
+        rows = step_micro_batches(self.cfg.seed, self.n_train, self.global_batch, self.cfg.grad_accum, step)
+        return [self.dist.shard(r) for r in rows]
 
     def count(self, rows: list[int]) -> int:
         return len(rows)
@@ -95,16 +101,19 @@ class PairwiseWork:
                             **self.options)
 
     def evaluate(self) -> dict[str, float]:
-        """Mean loss and metrics over the held-out pairs, logged as eval/<name>."""
+        """Mean loss and metrics over the held-out pairs (each process a share), logged as eval/<name>."""
         held_out = self.pairs[self.n_train:]
+        mine = held_out[self.dist.rank::self.dist.world]
         sums: dict[str, float] = {}
-        with frozen_pass(self.policy):
-            for start in range(0, len(held_out), self.cfg.batch_size):
-                batch = self.collate(held_out[start:start + self.cfg.batch_size])
-                out = pair_logprobs(self.policy, batch, self.transforms)
+        with frozen_pass(self.frozen):
+            for start in range(0, len(mine), self.cfg.batch_size):
+                batch = self.collate(mine[start:start + self.cfg.batch_size])
+                out = pair_logprobs(self.frozen, batch, self.transforms)
                 result = self.loss(out, batch)
                 add_sums(sums, {"loss": result.losses.sum().item(), **metric_sums(result, out, self.mean_logps)})
-        return {f"eval/{k}": v / len(held_out) for k, v in sums.items()}
+        total = self.dist.sum({"pairs": float(len(mine)), **sums})
+        pairs = total.pop("pairs")
+        return {f"eval/{k}": v / pairs for k, v in total.items()}
 
 
 # ----------------------------------------------------------------------------------------------------------

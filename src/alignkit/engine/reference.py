@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -18,7 +19,6 @@ from typing import Any
 
 import torch
 
-from alignkit import config as C
 from alignkit.data.collate import collate_pairs
 from alignkit.engine.logprobs import pair_logprobs, response_logprobs
 from alignkit.engine.models import freeze, load_model
@@ -91,41 +91,65 @@ class Reference:
             logps, mask = response_logprobs(self.model, batch)  # (R, T)
         return (logps * mask).sum(-1).detach()
 
-    def precompute(self, pairs: list[dict], batch_size: int, pad_id: int, device: Any, cache_file: Path,
+    def precompute(self, pairs: list[dict], batch_size: int, pad_id: int, dist: Any, cache_file: Path,
                    key: str, progress: Callable[[int], None] = lambda n: None) -> None:
-        """Compute every pair's reference log-probs once, in data-set order; reuse cache_file if its key matches.
-        The cache answers from then on, so a separate reference model can be freed."""
+        """Compute every pair's reference log-probs once, each process a strided share of the pairs, gathered so
+        that every process holds them all in data-set order; reuse cache_file if its key matches. The cache answers
+        from then on, so a separate reference model can be freed."""
         if cache_file.is_file():
             stored = torch.load(cache_file, map_location="cpu")
             if stored.get("fingerprint") == key and len(stored["chosen"]) == len(pairs):
                 self.cache, self.model = stored, None
                 return
-        chosen, rejected = [], []
-        for start in range(0, len(pairs), batch_size):
-            rows = pairs[start:start + batch_size]
-            batch = {k: v.to(device) for k, v in collate_pairs(rows, pad_id).items()}
+        mine = list(range(dist.rank, len(pairs), dist.world))
+        # Every process runs the same number of batches (a sharded model's forward is a collective step): a short
+        # share repeats its last pair, and the repeat is dropped.
+        rounds = math.ceil(math.ceil(len(pairs) / dist.world) / batch_size)
+        padded = (mine + mine[-1:] * (rounds * batch_size - len(mine)))[:rounds * batch_size] if mine else []
+        values: dict[int, tuple[float, float]] = {}
+        for start in range(0, len(padded), batch_size):
+            index = padded[start:start + batch_size]
+            batch = {k: v.to(dist.device) for k, v in collate_pairs([pairs[i] for i in index], pad_id).items()}
             c, r = self.pairs(batch)
-            chosen.append(c.float().cpu())
-            rejected.append(r.float().cpu())
-            progress(len(rows))
-        self.cache = {"fingerprint": key, "chosen": torch.cat(chosen), "rejected": torch.cat(rejected)}
+            values.update(zip(index, zip(c.float().cpu().tolist(), r.float().cpu().tolist())))
+            progress(len(set(index)) * dist.world)
+        values = gather_values(values, dist)
+        self.cache = {"fingerprint": key, "chosen": torch.tensor([values[i][0] for i in range(len(pairs))]),
+                      "rejected": torch.tensor([values[i][1] for i in range(len(pairs))])}
         self.model = None
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        torch.save(self.cache, tmp)
-        tmp.replace(cache_file)
+        if dist.is_main:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(".tmp")
+            torch.save(self.cache, tmp)
+            tmp.replace(cache_file)
 
 
-def make_reference(cfg: C.TrainConfig, needed: bool, policy: Any, transforms: list[tuple[Any, Any]],
-                   mode: str) -> Reference:
-    """The run's reference (see the module docstring). Online the policy moves every step, so the starting policy
-    cannot stand in for it: without LoRA, a reference that is needed online costs a second model."""
+def gather_values(values: dict[int, Any], dist: Any) -> dict[int, Any]:
+    """Every process's {pair index: value} merged on every process."""
+    if dist.world == 1:
+        return values
+    from accelerate.utils import gather_object
+
+    merged: dict[int, Any] = {}
+    for part in gather_object([values]):
+        merged.update(part)
+    return merged
+
+
+def make_reference(ctx: Any, needed: bool, mode: str) -> Reference:
+    """The run's reference (see the module docstring), from the work's RunContext. Online the policy moves every
+    step, so the starting policy cannot stand in for it: without LoRA, a reference needed online costs a second
+    model. A separate model sits on this process's device (sharded by accelerate when the run shards)."""
+    cfg, transforms = ctx.cfg, ctx.transforms
     if not needed and (cfg.ref_model is None or mode == "pairwise"):  # online, a named one still gives the KL
         return Reference.none()
+    policy = ctx.inference_model()
     if cfg.lora and cfg.ref_model is None:
-        return Reference(policy, lambda: adapter_off(policy), transforms)
+        return Reference(policy, lambda: adapter_off(ctx.bare), transforms)
     if mode == "pairwise" and cfg.ref_mode == "precompute" and cfg.ref_model is None:
         # Before the first update the policy is the reference: no second copy is loaded.
         return Reference(policy, lambda: frozen_pass(policy), transforms)
-    ref = freeze(load_model(cfg.ref_model or cfg.model, cfg.dtype, cfg.device))
+    ref = freeze(load_model(cfg.ref_model or cfg.model, cfg.dtype, "cpu")).to(ctx.device)
+    if ctx.dist.sharded:
+        ref = ctx.dist.accelerator.prepare_model(ref, evaluation_mode=True)
     return Reference(ref, torch.no_grad, transforms)

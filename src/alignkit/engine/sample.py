@@ -28,7 +28,7 @@ a sample sums the sampled tokens' log-probs under the sampling distribution (aft
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,9 +136,20 @@ def make_generator(seed: int, batch_index: int, device: Any) -> torch.Generator:
 
 @torch.no_grad()
 def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Sequence[int]], decoder: Any,
-                 settings: SamplingSettings, *, max_new_tokens: int, generator: torch.Generator,
-                 stop: Sequence[str] | None = None, use_cache: bool = True) -> Samples:
-    """Sample one continuation per prompt, all rows together. use_cache=False recomputes the prefix each step."""
+                 settings: SamplingSettings, *, max_new_tokens: int,
+                 generator: torch.Generator | Sequence[torch.Generator], stop: Sequence[str] | None = None,
+                 use_cache: bool = True, all_done: Callable[[bool], bool] | None = None) -> Samples:
+    """Sample one continuation per prompt, all rows together. use_cache=False recomputes the prefix each step.
+
+    generator: one for the whole batch, or one per group of rows (len(prompt_ids) / len(generators) consecutive
+    rows each, e.g. a prompt's G samples), so that a group's draws do not depend on the rows beside it.
+    all_done(local_done) -> bool: for models whose forward is a collective step (sharded across processes), go on
+    until every process is done; None stops as soon as this batch is.
+    """
+    generators = [generator] if isinstance(generator, torch.Generator) else list(generator)
+    if len(prompt_ids) % len(generators):
+        raise ValueError(f"{len(prompt_ids)} rows do not split into {len(generators)} generator groups")
+    group = len(prompt_ids) // len(generators)
     policy = models["policy"]
     device = next(policy.parameters()).device
     eos = eos_ids(tokenizer, policy)
@@ -183,7 +194,9 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
 
         # 2. the decoder turns them into the distribution to sample from; draw one token per row
         logprobs = decoder.step(logits, settings)  # (B, V), -inf outside the support
-        token = torch.multinomial(logprobs.exp(), 1, generator=generator)  # (B, 1)
+        probs = logprobs.exp()  # (B, V)
+        token = torch.cat([torch.multinomial(probs[g * group:(g + 1) * group], 1, generator=gen)
+                           for g, gen in enumerate(generators)])  # (B, 1): each group from its own generator
         token = torch.where(done[:, None], torch.full_like(token, pad), token)  # finished rows idle on pad
         logprob += torch.where(done, 0.0, logprobs.gather(-1, token).squeeze(-1).double())
         generated = torch.cat([generated, token], dim=-1)  # (B, t + 1)
@@ -199,7 +212,7 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
             if hits:
                 done[row], reasons[row], lengths[row] = True, "stop", t + 1
                 texts[row] = text[:min(hits)]
-        if bool(done.all()):
+        if all_done(bool(done.all())) if all_done is not None else bool(done.all()):
             break
 
         # 4. the next step feeds only the new column; masks and positions grow by one

@@ -1,18 +1,21 @@
-"""One training loop for every objective: offline pairwise and online sampled.
+"""One training loop for every objective, offline pairwise and online sampled, on one process or many.
 
     alignkit train dpo --beta 0.1 --max-steps 50
     alignkit train qempo --constraint kl --lora --output runs/qempo
     alignkit train qempo --online --reward toy --min-reward 0.85 --max-steps 200
+    torchrun --standalone --nproc_per_node 2 -m alignkit train dpo --batch-size 4
 
-Read top to bottom: load the policy and the optimizer; build the work (alignkit.engine.work: pairwise preference
-pairs or online sampled groups, chosen by --online and the objective's modes, never its name); then each
-optimizer step accumulates grad_accum micro-batches, clips, steps, logs one line of metrics.jsonl and maybe
-checkpoints. The training lifecycle hooks (alignkit.hookspecs: train_started, step_logged, train_finished) let
-plugins watch a run: the toy world's exact before/after figures and logging backends hang there.
+Read top to bottom: make the Accelerator (alignkit.engine.distributed); load the policy; build the work
+(alignkit.engine.work: pairwise preference pairs or online sampled groups, chosen by --online and the objective's
+modes, never its name); let accelerate prepare model, optimizer and scheduler; decide from the run folder whether
+this run starts or resumes (alignkit.engine.run_folder: a folder holds one run); then each optimizer step
+accumulates grad_accum micro-batches (gradients synchronised on the last), clips, steps, logs one line of
+metrics.jsonl and maybe checkpoints. The training lifecycle hooks (alignkit.hookspecs: train_started,
+step_logged, train_finished) let plugins watch a run from the main process: the toy world's exact before/after
+figures and logging backends hang there.
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 from contextlib import contextmanager, nullcontext
@@ -23,10 +26,13 @@ import torch
 
 from alignkit import config as C
 from alignkit import plugins
-from alignkit.engine import checkpoint
+from alignkit.data.load import source_identity
+from alignkit.engine import checkpoint, run_folder
+from alignkit.engine.distributed import Dist, make_accelerator
 from alignkit.engine.models import add_lora, load_model, load_tokenizer, pick_device, pick_dtype
+from alignkit.engine.stopping import StopRequest
 from alignkit.engine.work import RunContext, make_work
-from alignkit.errors import UserError
+from alignkit.errors import Interrupted, UserError
 from alignkit.registry import Run
 
 # Test seam: called with the step number after each completed optimizer step (tests kill the process here).
@@ -45,69 +51,88 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     C.check_mode(cfg, mode)
     C.check_mode(objective_options, mode)
     output = Path(cfg.output)
-    output.mkdir(parents=True, exist_ok=True)
+
+    # ---- one process or many: accelerate places devices, runs mixed precision and wraps the model
+    bf16 = pick_dtype(cfg.dtype, pick_device(cfg.device)) == torch.bfloat16
+    accelerator = make_accelerator(cfg.device, bf16)
+    dist = Dist(accelerator)
+    fingerprint = checkpoint.run_fingerprint(resolved, dist.world, source_identity(cfg.prompts if cfg.online
+                                                                                   else cfg.data))
+    resume_from = start_in_folder(dist, output, fingerprint, cfg)
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
     tokenizer = load_tokenizer(cfg.model)
 
     # ---- the policy trains. bf16 compute keeps fp32 master weights for full fine-tuning (an AdamW step of lr
     # 5e-6 is below bf16's resolution); LoRA keeps a bf16 base, and PEFT keeps the adapter in fp32.
-    bf16 = pick_dtype(cfg.dtype, device) == torch.bfloat16
-    policy = load_model(cfg.model, "bf16" if bf16 and cfg.lora else "fp32", cfg.device)
-    compute = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
+    policy = load_model(cfg.model, "bf16" if bf16 and cfg.lora else "fp32", "cpu")
     if cfg.lora:
         policy = add_lora(policy, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     policy.train()
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.learning_rate,
+                                  weight_decay=cfg.weight_decay)
+    # DDP / FSDP2 / DeepSpeed, as the launch configured; `policy` stays the bare model (sampling, saving)
+    model, optimizer = accelerator.prepare(policy, optimizer)
+    policy = accelerator.unwrap_model(model)
+    params = [p for p in model.parameters() if p.requires_grad]
 
     # ---- the work: what a micro-batch reads and how it becomes losses (reference log-probs are computed here,
     # before a resumed checkpoint replaces the starting weights, which may be the reference)
-    work = make_work(mode, RunContext(cfg, objective, objective_options, transforms, policy, tokenizer, device,
-                                      compute, "bf16" if bf16 else "fp32", output, progress_bar))
+    work = make_work(mode, RunContext(cfg, objective, objective_options, transforms, model, policy, tokenizer, dist,
+                                      accelerator.autocast, "bf16" if bf16 else "fp32", output,
+                                      progress_bar(dist.is_main)))
     total_steps = work.total_steps
-    params = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.lr_schedule, cfg.warmup_steps, total_steps)
+    scheduler = accelerator.prepare(scheduler)
+    loop = checkpoint.LoopState()
+    accelerator.register_for_checkpointing(loop)
+    checkpoint.keep_trainable_only(accelerator)
 
-    # ---- resume: weights, optimizer, scheduler, RNG, the work's state; the data position follows from the step
-    step = 0
-    last_checkpoint = checkpoint.newest(output) if cfg.resume else None
-    if cfg.resume and last_checkpoint is None:
-        print(f"no checkpoint in {output / 'checkpoints'}; starting from step 0")
-    if last_checkpoint is not None:
-        state = checkpoint.load(last_checkpoint, policy, optimizer, scheduler)
-        step = state["step"]
-        checkpoint.set_rng_state(state["rng"])
-        work.load_state(state.get("work", {}))
-        print(f"resuming from {last_checkpoint} (step {step} of {total_steps})")
-    metrics_file = output / "metrics.jsonl"
-    keep_metrics_until(metrics_file, step)
+    # ---- resume: weights, optimizer, scheduler, every process's RNG, the work's state; the data position follows
+    # from the step
+    if resume_from is not None:
+        checkpoint.load(resume_from, accelerator)
+        work.load_state(loop.work)
+        dist.print(f"resuming from {resume_from} (step {loop.step} of {total_steps})")
+    step = loop.step
+    last_checkpoint = resume_from
+    metrics = run_folder.MetricsLog(output, step, dist.is_main)
     run_info = Run(cfg, objective.name, resolved, output, tokenizer, policy, total_steps)
-    plugins.notify("train_started", run=run_info)
+    dist.print(f"global batch: {cfg.batch_size} per process × {dist.world} process(es) × {cfg.grad_accum} "
+               f"accumulation = {cfg.batch_size * dist.world * cfg.grad_accum} "
+               f"{'prompts' if cfg.online else 'pairs'} a step; {total_steps} steps")
+    if dist.is_main:
+        plugins.notify("train_started", run=run_info)
 
-    with progress_bar() as bar:
+    with progress_bar(dist.is_main)() as bar, StopRequest() as stop:
         task = bar.add_task(f"train {objective.name}", total=total_steps, completed=step)
         try:
             while step < total_steps:
-                # ---- one optimizer step: grad_accum micro-batches, losses weighted by terms so that
-                # 8 × 1 and 2 × 4 give the same update
-                micro = work.micro_batches(step)
-                n = sum(work.count(rows) for rows in micro)
+                # ---- one optimizer step: grad_accum micro-batches; every term of the global step weighs 1/N, so
+                # 8 × 1, 2 × 4 and 2 processes × 4 give the same update
+                micro = work.micro_batches(step)  # this process's rows of each micro-batch
+                n = dist.sum({"n": sum(work.count(rows) for rows in micro)})["n"]
                 sums: dict[str, float] = {}
-                loss_value = 0.0
                 for i, rows in enumerate(micro):
-                    with compute():
-                        losses, metric_sums = work.losses(rows, step, i)  # (n_i,) with gradient
-                    loss = losses.sum() / n
-                    if not torch.isfinite(loss):
-                        raise diverged(step + 1, loss.item(), last_checkpoint, cfg.learning_rate)
-                    loss.backward()
-                    loss_value += loss.item()
-                    for k, v in metric_sums.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    failure = None
+                    # gradients are synchronised across processes on the last micro-batch only
+                    with nullcontext() if i == len(micro) - 1 else accelerator.no_sync(model):
+                        try:
+                            with accelerator.autocast():
+                                losses, metric_sums = work.losses(rows, step, i)  # (n_i,) with gradient
+                            accelerator.backward(losses.sum() * dist.world / n)  # DDP averages over processes
+                        except UserError as exc:  # a user error on one process must end every process
+                            failure = str(exc)
+                    failure = dist.first_error(failure)
+                    if failure is not None:
+                        raise UserError(failure)
+                    add_sums(sums, {"loss": losses.detach().sum().item(), **metric_sums})
+                grad_norm = accelerator.clip_grad_norm_(
                     params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
-                if not torch.isfinite(grad_norm):
-                    raise diverged(step + 1, grad_norm.item(), last_checkpoint, cfg.learning_rate, "gradient norm")
+                sums = dist.sum(sums)  # the global step's sums, the same on every process
+                loss_value = sums.pop("loss") / n
+                for value, what in ((loss_value, "loss"), (float(grad_norm), "gradient norm")):
+                    if not math.isfinite(value):  # every process sees the same global value and stops alike
+                        raise diverged(step + 1, value, last_checkpoint, cfg.learning_rate, what)
                 learning_rate = scheduler.get_last_lr()[0]
                 optimizer.step()
                 scheduler.step()
@@ -115,19 +140,23 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
                 step += 1
 
                 # ---- log (every step's finish runs: it may update the work, e.g. dual ascent), checkpoint
-                with compute():
+                with accelerator.autocast():
                     record = {"step": step, **work.finish(step, sums, n), "loss": loss_value,
-                              "grad_norm": grad_norm.item(), "learning_rate": learning_rate}
+                              "grad_norm": float(grad_norm), "learning_rate": learning_rate}
                 if step % max(cfg.logging_steps, 1) == 0 or step == total_steps or any(k.startswith("eval/")
                                                                                       for k in record):
-                    with metrics_file.open("a") as f:
-                        f.write(json.dumps(record) + "\n")
-                    plugins.notify("step_logged", run=run_info, record=record)
+                    metrics.write(record)
+                    if dist.is_main:
+                        plugins.notify("step_logged", run=run_info, record=record)
                     bar.update(task, description=f"train {objective.name} loss {loss_value:.4f}")
-                if cfg.save_steps and (step % cfg.save_steps == 0 or step == total_steps):
-                    last_checkpoint = checkpoint.save(output, step, policy, optimizer, scheduler,
-                                                      {"micro_step": step * cfg.grad_accum, "work": work.state()})
+                stopping = dist.any(stop.requested)  # every process stops at the same step
+                if stopping or (cfg.save_steps and (step % cfg.save_steps == 0 or step == total_steps)):
+                    loop.step, loop.work = step, work.state()
+                    last_checkpoint = checkpoint.save(output, step, accelerator, fingerprint)
                 bar.update(task, completed=step)
+                if stopping:
+                    raise Interrupted(f"stopped at step {step} of {total_steps}; checkpoint {last_checkpoint}. "
+                                      "Continue with the same command and --resume")
                 if _after_step is not None:
                     _after_step(step)
         except torch.cuda.OutOfMemoryError as exc:
@@ -136,15 +165,36 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
                             f"{what} and raise --grad-accum to keep the effective batch, or train with --lora"
                             ) from exc
 
-    save_final(output, policy, tokenizer, resolved, C.model_info(cfg.model))
-    print(f"saved {'the LoRA adapter' if cfg.lora else 'the model'} to {output} ({step} steps; metrics in "
-          f"{metrics_file})")
-    plugins.notify("train_finished", run=run_info)
+    # ---- the final model: gathered from every process (FSDP / ZeRO-3 shards), written by the main process
+    accelerator.wait_for_everyone()
+    state_dict = accelerator.get_state_dict(model)
+    if dist.is_main:
+        run_folder.save_final(output, policy, state_dict, tokenizer, resolved, C.model_info(cfg.model))
+        print(f"saved {'the LoRA adapter' if cfg.lora else 'the model'} to {output} ({step} steps; metrics in "
+              f"{metrics.path})")
+        plugins.notify("train_finished", run=run_info)
+    accelerator.wait_for_everyone()
     return output
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Helpers the loop reads as single lines.
+
+
+def start_in_folder(dist: Dist, output: Path, fingerprint: dict[str, Any], cfg: C.TrainConfig) -> Path | None:
+    """The main process alone decides how the run starts in its folder (resume, start, or refuse); every process
+    gets its answer, so all refuse with the same one line or all go on."""
+    decision: tuple[str | None, str | None] = (None, None)  # (checkpoint to resume from, error)
+    if dist.is_main:
+        try:
+            found = run_folder.start(output, fingerprint, cfg.resume, cfg.overwrite)
+            decision = (str(found) if found else None, None)
+        except UserError as exc:
+            decision = (None, str(exc))
+    path, error = dist.from_main(decision)
+    if error:
+        raise UserError(error)
+    return Path(path) if path else None
 
 
 def seed_everything(seed: int) -> None:
@@ -173,29 +223,19 @@ def diverged(step: int, value: float, last_checkpoint: Path | None, lr: float, w
                      f"--learning-rate (now {lr:g}) or a smaller --max-grad-norm, then --resume")
 
 
-def keep_metrics_until(metrics_file: Path, step: int) -> None:
-    """A resumed run rewrites the steps after its checkpoint; a fresh run starts an empty file."""
-    if step == 0 or not metrics_file.is_file():
-        metrics_file.write_text("")
-        return
-    lines = [ln for ln in metrics_file.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    metrics_file.write_text("".join(ln + "\n" for ln in lines))
+def add_sums(sums: dict[str, float], values: dict[str, float]) -> None:
+    for k, v in values.items():
+        sums[k] = sums.get(k, 0.0) + v
 
 
-@contextmanager
-def progress_bar():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def progress_bar(show: bool) -> Callable[[], Any]:
+    """A context manager factory yielding a rich Progress (a silent one on processes other than the main)."""
+    @contextmanager
+    def bar():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=False) as bar:
-        yield bar
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      transient=False, disable=not show) as progress:
+            yield progress
 
-
-def save_final(output: Path, policy: Any, tokenizer: Any, resolved: dict[str, Any], info: dict[str, Any]) -> None:
-    """A folder from_pretrained can load (or a PEFT adapter naming its base), the tokenizer, alignkit.yaml, and the
-    starting model's alignkit-model.json: what the model says about itself (its world, its defaults) still holds."""
-    policy.save_pretrained(output)
-    tokenizer.save_pretrained(output)
-    (output / "alignkit.yaml").write_text(C.dump_yaml(resolved))
-    if info:
-        (output / C.MODEL_INFO).write_text(json.dumps(info, indent=1) + "\n")
+    return bar

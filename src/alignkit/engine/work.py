@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import torch
 
 from alignkit import config as C
+from alignkit.engine.distributed import Dist
 
 
 @dataclass
@@ -26,13 +27,23 @@ class RunContext:
     objective: Any                   # the registry.Objective record
     options: Any                     # its options dataclass instance
     transforms: list[tuple[Any, Any]]  # (registry.Transform, its options) for each enabled switch
-    policy: Any                      # the model being trained (a PEFT model with --lora)
+    policy: Any                      # the model being trained, as accelerate prepared it (DDP, FSDP, ...)
+    bare: Any                        # the same model unwrapped (a PEFT model with --lora): sampling, adapter-off
     tokenizer: Any
-    device: torch.device
-    compute: Callable[[], Any]       # a context manager factory: bf16 autocast, or nothing
+    dist: Dist                       # this process's place in the run, and the collective steps
+    compute: Callable[[], Any]       # a context manager factory: accelerate's autocast (bf16, or nothing)
     dtype_name: str                  # "bf16" or "fp32": part of the reference cache's key
     output: Path
     progress_bar: Callable[[], Any]  # a context manager factory yielding a rich Progress
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+    def inference_model(self) -> Any:
+        """The model to run without gradient (reference passes, sampling): the bare model, whose forward needs
+        no other process, unless a sharding backend holds only a shard of it here."""
+        return self.policy if self.dist.sharded else self.bare
 
 
 class Work(Protocol):

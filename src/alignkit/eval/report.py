@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +79,29 @@ def print_table(doc: dict[str, Any]) -> None:
 
 
 def write(doc: dict[str, Any], folder: Path) -> None:
-    from alignkit.eval.plots import make_plots
-
+    """report.json and report.md (each written beside and renamed into place), the plots, the terminal table. The
+    figures are worth more than their pictures: a plot that fails is a note in the report, never a lost report."""
     folder.mkdir(parents=True, exist_ok=True)
-    plots, notes = make_plots(doc, folder / "plots") if doc["files"] else ([], [])
+    plots, notes = [], []
+    if doc["files"]:
+        try:
+            from alignkit.eval.plots import make_plots
+
+            plots, notes = make_plots(doc, folder / "plots")
+        except Exception as exc:  # matplotlib missing or broken, a font cache that cannot be written, ...
+            notes = [f"no plots: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")]
     doc["plots"] = plots
     doc["notes"] += notes
-    (folder / "report.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    (folder / "report.md").write_text(markdown(doc))
+    _write_atomic(folder / "report.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    _write_atomic(folder / "report.md", markdown(doc))
     print_table(doc)
     print(f"wrote {folder / 'report.json'}, {folder / 'report.md'} and {len(plots)} plot(s) in {folder / 'plots'}")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

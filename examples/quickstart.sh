@@ -2,8 +2,8 @@
 # bash examples/quickstart.sh [FOLDER]        (default: quickstart/)
 #
 # The whole pipeline on the embedded toy world, offline, in a few minutes on 2 CPU cores:
-#   prepare -> train dpo, hdpo, qempo (offline and online), dpo --poet -> decode each, and the instruct model with and
-#   without --conformative -> eval of all of them -> the quality-vs-diversity plot.
+#   prepare -> train dpo, hdpo, qempo (offline and online), dpo --poet -> decode each, and the instruct model
+#   with and without --conformative -> eval of all of them -> the quality-vs-diversity plot.
 # Every command is the one a user types; runs are short (a few hundred pairs, 150 steps) so that it stays quick:
 # docs/algorithms/*.md give the full-length commands and their exact figures. Set ALIGNKIT to run another install
 # (ALIGNKIT="python -m alignkit"); CI runs this script (tests/examples/test_quickstart.py).
@@ -24,7 +24,8 @@ ak() { "${ALIGNKIT[@]}" "$@"; }
 step "prepare: 400 of toy:prefs-onpolicy's pairs, tokenized with toy:instruct's tokenizer"
 ak prepare toy:prefs-onpolicy --model toy:instruct --limit 400 --output "$OUT/data"
 
-# Offline objectives from toy:instruct on the same pairs; each run prints the toy world's exact before/after figures.
+# Offline objectives from toy:instruct on the same pairs; each run prints the toy world's exact before/after
+# figures.
 TRAIN=(--data "$OUT/data" --max-steps 150)
 step "train dpo";                  ak train dpo --beta 0.1 "${TRAIN[@]}" --output "$OUT/dpo"
 step "train hdpo (alpha 0.8)";     ak train hdpo --alpha 0.8 "${TRAIN[@]}" --output "$OUT/hdpo"

@@ -31,8 +31,9 @@ def installed(tmp_path_factory):
 
 
 def alignkit_cli(pythonpath, *args, cwd=None):
+    # strict: a plugin that fails to load must fail the test, not warn; wide: rich must not wrap the names
     env = {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "ALIGNKIT_STRICT_PLUGINS": "1", "COLUMNS": "200"}  # a plugin that fails to load must fail the test, not warn
+           "ALIGNKIT_STRICT_PLUGINS": "1", "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "alignkit", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=600)
 

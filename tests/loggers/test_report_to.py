@@ -132,8 +132,8 @@ def test_tensorboard_event_files_hold_metrics_jsonl(tmp_path):
         assert [v for _, v in got[tag]] == pytest.approx([v for _, v in want[tag]], rel=1e-6), tag  # fp32 events
     assert [s for s, _ in got["eval/loss"]] == [2, 4]
 
-    # A fresh run into the same folder starts metrics.jsonl again; TensorBoard must not keep the old steps 3 and 4.
-    second = CliRunner().invoke(build_app(), [*args, "--max-steps", "2", "--learning-rate", "1e-3"])
+    # A new run replacing the old one starts metrics.jsonl again; TensorBoard must not keep the old steps 3 and 4.
+    second = CliRunner().invoke(build_app(), [*args, "--max-steps", "2", "--learning-rate", "1e-3", "--overwrite"])
     assert second.exit_code == 0, second.output
     got, want = scalars(out / "runs"), expected(out / "metrics.jsonl")
     assert [s for s, _ in got["train/loss"]] == [1, 2]

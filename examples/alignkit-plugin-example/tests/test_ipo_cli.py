@@ -11,8 +11,8 @@ import alignkit
 from alignkit.cli import build_app
 
 PREFS = Path(alignkit.__file__).parent / "toy" / "artifacts" / "prefs.jsonl"
-pytestmark = pytest.mark.skipif(not any(ep.name == "ipo" for ep in entry_points(group="alignkit")),
-                                reason="alignkit-ipo is not installed (pip install ./examples/alignkit-plugin-example)")
+INSTALLED = any(ep.name == "ipo" for ep in entry_points(group="alignkit"))
+pytestmark = pytest.mark.skipif(not INSTALLED, reason="not installed: pip install ./examples/alignkit-plugin-example")
 
 
 def test_alignkit_plugins_lists_the_objective_and_the_metric():

@@ -7,8 +7,9 @@ Log-ratios chosen (1, 1), rejected (−1, −2).
 import pytest
 import torch
 
-from alignkit_ipo import distinct_openings
-from alignkit_ipo.loss import ipo_loss
+pytest.importorskip("alignkit_ipo", reason="not installed: pip install ./examples/alignkit-plugin-example")
+from alignkit_ipo import distinct_openings  # noqa: E402
+from alignkit_ipo.loss import ipo_loss  # noqa: E402
 
 T = torch.tensor
 PC, PR, RC, RR = T([-2.0, -2.0]), T([-4.0, -6.0]), T([-3.0, -3.0]), T([-3.0, -4.0])

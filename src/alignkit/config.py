@@ -21,6 +21,7 @@ from typing import Any
 
 from alignkit.errors import UserError, did_you_mean
 from alignkit.ranges import Range, check_field, out_of_range
+from alignkit.report_to import report_targets
 from alignkit.yamlfile import dump_yaml, load_yaml  # noqa: F401 - the config's files: alignkit.config.load_yaml
 
 
@@ -180,6 +181,14 @@ class TrainConfig:
                               min=1)
     temperature: float = opt(1.0, "Sampling temperature in online training (not 0: a greedy group is one "
                               "completion repeated, which has no advantage to learn from).", mode="online", above=0)
+    report_to: list[str] = opt(["none"], "Also log metrics.jsonl's lines to tensorboard, wandb or trackio "
+                               "(comma-separated or repeated; all: every one installed; none: only "
+                               "metrics.jsonl), as transformers' report_to.", metavar="BACKEND")
+
+    def __post_init__(self) -> None:
+        # Resolved here, before anything is loaded: a missing logger package is one line, not a failure after the
+        # model has loaded and the reference log-probs are computed. alignkit.yaml keeps the resolved list.
+        self.report_to = report_targets(self.report_to)
 
 
 @dataclass

@@ -30,6 +30,7 @@ BUILTIN_PLUGINS = (
     "alignkit.builtins.rewards",
     "alignkit.builtins.formats",
     "alignkit.builtins.resources",
+    "alignkit.builtins.loggers",
     "alignkit.toy.plugin",
 )
 ENTRY_POINT_GROUP = "alignkit"

@@ -96,3 +96,13 @@ def test_tokenizer_round_trip_with_eos_pad_and_chat_template():
                                    add_generation_prompt=True)
     assert chat == "<user> describe the sky : <assistant>"
     assert tok.unk_token_id not in tok(chat, add_special_tokens=False)["input_ids"]
+
+
+def test_the_shipped_model_folders_say_what_the_builder_writes():
+    """Each toy model folder's alignkit-model.json (its world and training defaults) is build.MODEL_INFO."""
+    import json
+
+    from alignkit.toy import build
+
+    for name in ("toy:base", "toy:instruct"):
+        assert json.loads((toy.resolve(name) / "alignkit-model.json").read_text()) == build.MODEL_INFO

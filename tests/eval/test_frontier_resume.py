@@ -143,4 +143,4 @@ def test_jobs_bound_the_parallel_processes_and_share_the_cores(tmp_path, fake):
 
 def test_bad_jobs_is_a_user_error(tmp_path, fake):
     result = run(tmp_path, "[1]", "--jobs", "0")
-    assert result.exit_code == 2 and "--jobs must be 1 or more" in result.output
+    assert result.exit_code == 2 and "--jobs must be at least 1, got 0" in result.output

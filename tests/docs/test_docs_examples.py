@@ -23,7 +23,9 @@ ROOT = Path(__file__).parents[2]
 DOCS = ["README.md", "examples/README.md", "docs/getting-started.md", "docs/footguns.md", "docs/logging.md",
         "docs/algorithms/README.md", "examples/alignkit-plugin-example/README.md"]
 BLOCK = re.compile(r"(?P<marker><!-- test: run -->\s*)?```(?P<lang>bash|python)\n(?P<body>.*?)```", re.S)
-RESOLVING = ("prepare", "train", "decode", "eval")
+# The flag that makes each command resolve everything (flags, files, plugins) and stop before the work itself.
+RESOLVE_ONLY = {"prepare": "--print-config", "train": "--print-config", "decode": "--print-config",
+                "eval": "--print-config", "frontier": "--dry-run"}
 
 
 def blocks(lang):
@@ -63,7 +65,7 @@ def test_command_resolves(doc, args, tmp_path, monkeypatch):
     (tmp_path / "examples").symlink_to(ROOT / "examples")  # paths in the docs are relative to the checkout
     if args[:1] == ["train"] and args[1] not in plugins.registry().names("objective"):
         pytest.skip(f"objective '{args[1]}' is a plugin that is not installed here")
-    extra = ["--print-config"] if args[0] in RESOLVING else []
+    extra = [RESOLVE_ONLY[args[0]]] if args[0] in RESOLVE_ONLY else []
     result = CliRunner().invoke(build_app(), [*args, *extra])
     assert result.exit_code == 0, f"{doc}: alignkit {' '.join(args)}\n{result.output}"
 

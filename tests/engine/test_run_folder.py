@@ -142,6 +142,7 @@ main()
     assert json.loads(cut.read_text().splitlines()[0])["sampling"]["seed"] == 3
 
 
+@pytest.mark.slow  # three prepare processes: ~9 s
 def test_prepare_killed_while_writing_keeps_the_old_set(tmp_path):
     data = tmp_path / "prefs.jsonl"
     data.write_text('{"prompt": "describe the sky :", "chosen": " blue", "rejected": " red"}\n')

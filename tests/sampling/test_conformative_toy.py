@@ -13,6 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
+pytestmark = pytest.mark.slow  # the module fixture enumerates seven decoders exactly: ~13 s
 
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402

@@ -252,6 +252,7 @@ def test_exact_decoder_figures_agree_with_the_real_sampler(top_p, base, instruct
     check_mean(words, exact["expected_length"])
 
 
+@pytest.mark.slow  # builds 4 x 300 pairs: ~8 s
 def test_pair_builder_is_deterministic_and_reproduces_the_shipped_pairs(base, instruct, tok):
     first = build.make_pairs(base, instruct, tok, seed=0, n=300)
     assert first == build.make_pairs(base, instruct, tok, seed=0, n=300)

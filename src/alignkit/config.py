@@ -6,9 +6,8 @@ file, which wins over the defaults the model's folder declares (`alignkit-model.
 rate), which win over the dataclass default. YAML keys are the flag names with `_` or `-` (`max_steps` or
 `max-steps`); an unknown key is an error naming the key, the file and the nearest known key.
 
-Each command's options are a dataclass here; every field becomes a `--flag` through `opt(...)` metadata, so
-adding a field adds the flag, the YAML key and the `--print-config` line at once. Objective, decoder and
-transform options come from their plugins' dataclasses in the same way.
+Each command's options are a dataclass; every field becomes a `--flag` through `opt(...)` metadata, so a field adds
+the flag, its YAML key and its `--print-config` line at once; plugins' option dataclasses work the same way.
 """
 from __future__ import annotations
 
@@ -162,6 +161,8 @@ class TrainConfig:
     device: str = opt("auto", "auto, cpu, cuda, cuda:N or mps.")
     ref_mode: str = opt("precompute", "Reference log-probs of the pairs: computed once before training, or at "
                         "every step.", choices=("precompute", "per-step"), mode="pairwise")
+    shared_prompt: bool = opt(True, "Compute each prompt once for the responses that share it (a pair, an online "
+                              "group); --no-shared-prompt runs the plain concatenated forward, TRL's layout.")
     max_length: int | None = opt(None, "Maximum prompt + response tokens when preparing raw data.", mode="pairwise",
                                  min=1)
     max_prompt_length: int | None = opt(None, "Maximum prompt tokens when preparing raw data.", mode="pairwise",

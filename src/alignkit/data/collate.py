@@ -24,7 +24,8 @@ def collate_pairs(rows: list[dict[str, Any]], pad_token_id: int) -> dict[str, An
 
 def collate_sequences(prompts: list[list[int]], responses: list[list[int]], pad_token_id: int) -> dict[str, Any]:
     """Right-padded prompt + response rows: input_ids, attention_mask (R, L); prompt_lengths, response_lengths (R,)
-    long. The layout `alignkit.engine.logprobs.response_logprobs` reads (pairs, and online completions)."""
+    long; groups (R,) long, the same number for rows with the same prompt (a pair's two rows, an online prompt's
+    samples), which the shared-prompt forward computes once. The layout `alignkit.engine.logprobs` reads."""
     import torch
 
     for prompt, response in zip(prompts, responses):
@@ -45,4 +46,11 @@ def collate_sequences(prompts: list[list[int]], responses: list[list[int]], pad_
         "attention_mask": attention_mask,
         "prompt_lengths": torch.tensor([len(p) for p in prompts], dtype=torch.long),
         "response_lengths": torch.tensor([len(r) for r in responses], dtype=torch.long),
+        "groups": torch.tensor(prompt_groups(prompts), dtype=torch.long),
     }
+
+
+def prompt_groups(prompts: list[list[int]]) -> list[int]:
+    """Each row's group number: rows with the same prompt ids share one, numbered in order of first appearance."""
+    numbers: dict[tuple[int, ...], int] = {}
+    return [numbers.setdefault(tuple(p), len(numbers)) for p in prompts]

@@ -1,6 +1,7 @@
 """Per-token and per-sequence log-probs over response tokens only, memory-lean.
 
-One forward pass over the concatenated batch (chosen rows then rejected rows, see data/collate.py). The fp32
+By default each prompt is computed once for the responses that share it (alignkit.engine.packing); the plain path
+is one forward pass over the concatenated batch (chosen rows then rejected rows, see data/collate.py). The fp32
 log-softmax is never taken over the whole (2B, L, V) logits: only the positions that predict a response token are
 gathered, and their log-softmax is computed in fp32 a chunk of positions at a time.
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
+from alignkit.engine.packing import shared_prompt_logprobs, supports_shared_prompt
 
 CHUNK = 1024  # positions per fp32 log-softmax chunk: peak extra memory is CHUNK × V floats
 
@@ -23,14 +26,19 @@ def gather_logprobs(logits: torch.Tensor, labels: torch.Tensor, chunk: int = CHU
     return torch.cat(out) if out else logits.new_zeros(0, dtype=torch.float32)
 
 
-def response_logprobs(model: Any, batch: dict[str, torch.Tensor],
-                      chunk: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+def response_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk: int = CHUNK,
+                      shared_prompt: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log-probs of each row's response tokens, aligned at the response start.
 
     Returns (logps (R, T) fp32, mask (R, T) bool) with R = rows (2B), T = the longest response; logps is 0
     where mask is False. Token t of a response sits at position prompt_length + t and is predicted by the
     logits at position prompt_length + t − 1.
+
+    shared_prompt: compute each prompt once for the rows that share it (alignkit.engine.packing) where the
+    model allows; False, or a model that does not, runs this plain concatenated forward, the fast path's twin.
     """
+    if shared_prompt and "groups" in batch and supports_shared_prompt(model):
+        return shared_prompt_logprobs(model, batch, chunk)
     input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]  # (R, L)
     prompt_lengths, response_lengths = batch["prompt_lengths"], batch["response_lengths"]  # (R,)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits  # (R, L, V)
@@ -58,10 +66,10 @@ def pair_masks(mask: torch.Tensor, transforms: list[tuple[Any, Any]]) -> tuple[t
 
 
 def pair_logprobs(model: Any, batch: dict[str, torch.Tensor], transforms: list[tuple[Any, Any]] = (),
-                  chunk: int = CHUNK) -> dict[str, torch.Tensor]:
+                  chunk: int = CHUNK, shared_prompt: bool = True) -> dict[str, torch.Tensor]:
     """Summed response log-probs per pair after transforms: chosen / rejected (B,) fp32, and the token counts
     chosen_tokens / rejected_tokens (B,) that the masks kept (what length-normalised objectives divide by)."""
-    logps, mask = response_logprobs(model, batch, chunk)  # (2B, T)
+    logps, mask = response_logprobs(model, batch, chunk, shared_prompt)  # (2B, T)
     chosen_mask, rejected_mask = pair_masks(mask, list(transforms))  # (B, T) each
     half = logps.shape[0] // 2
     return {

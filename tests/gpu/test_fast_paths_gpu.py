@@ -1,0 +1,66 @@
+"""The fast paths on a CUDA device against their plain twins (skipped without CUDA): the shared-prompt forward in
+fp32 and in bf16, and shared prefill in sampling, on a Qwen2-shaped random model with a 32k vocabulary.
+
+Tolerances: fp32 as on the CPU (per-token log-probs to 1e-4); bf16 per-token log-probs to 0.1 and the summed
+log-probs of a response to 2 % of their size (bf16 keeps 8 bits of mantissa: two layouts round differently).
+Sampling: shared prefill gives the same tokens as one prefill per row in fp32.
+"""
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+ROOT = Path(__file__).parents[2]
+VOCAB = 32000
+
+
+def qwen_like(dtype):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=VOCAB, hidden_size=256, intermediate_size=768, num_hidden_layers=4,
+                         num_attention_heads=8, num_key_value_heads=2, tie_word_embeddings=True)
+    return Qwen2ForCausalLM(config).to("cuda", dtype).eval()
+
+
+def pairs(n=8, seed=0):
+    rng = random.Random(seed)
+    ids = lambda lo, hi: [rng.randrange(3, VOCAB) for _ in range(rng.randint(lo, hi))]  # noqa: E731
+    return [{"prompt_input_ids": ids(20, 200), "chosen_input_ids": ids(5, 150), "rejected_input_ids": ids(5, 150)}
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("dtype,token_tol,sum_rel", [(torch.float32, 1e-4, 1e-5), (torch.bfloat16, 0.1, 0.02)])
+def test_shared_prompt_forward_on_cuda(dtype, token_tol, sum_rel):
+    from alignkit.data.collate import collate_pairs
+    from alignkit.engine.logprobs import pair_logprobs, response_logprobs
+
+    model = qwen_like(dtype)
+    batch = {k: v.to("cuda") for k, v in collate_pairs(pairs(), 0).items()}
+    with torch.no_grad():
+        fast, mask = response_logprobs(model, batch, shared_prompt=True)
+        plain, _ = response_logprobs(model, batch, shared_prompt=False)
+        assert (fast - plain)[mask].abs().max().item() < token_tol
+        sums = [pair_logprobs(model, batch, shared_prompt=s)["chosen"] for s in (True, False)]
+    assert ((sums[0] - sums[1]).abs() / sums[1].abs()).max().item() < sum_rel
+
+
+def test_shared_prefill_on_cuda():
+    sys.path.insert(0, str(ROOT / "tests" / "sampling"))
+    from sampling_helpers import tiny_llama, tiny_tokenizer
+
+    from alignkit.engine.distributions import SampleDecoder
+    from alignkit.engine.sample import SamplingSettings, encode_prompts, sample
+
+    tokenizer = tiny_tokenizer()
+    model = tiny_llama(1, len(tokenizer)).to("cuda")
+    rows = [p for p in encode_prompts(tokenizer, ["what is 2+2?", "a", "hello there friend"]) for _ in range(4)]
+    kwargs = dict(max_new_tokens=16, seed=5, batch_size=len(rows), draw="multinomial", per_row=True)
+    plain = sample({"policy": model}, tokenizer, rows, SampleDecoder(), SamplingSettings(), share_prompts=False,
+                   **kwargs)
+    fast = sample({"policy": model}, tokenizer, rows, SampleDecoder(), SamplingSettings(), share_prompts=True,
+                  **kwargs)
+    assert fast.token_ids == plain.token_ids

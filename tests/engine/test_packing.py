@@ -136,3 +136,22 @@ def test_the_lm_head_runs_only_at_predicting_positions(monkeypatch):
     response_logprobs(model, batch)
     expected = sum(1 + len(r["chosen_input_ids"]) - 1 + len(r["rejected_input_ids"]) - 1 for r in rows)
     assert seen and seen[0][-2] == expected
+
+
+def test_a_forward_of_its_own_gets_full_logits_sliced_afterwards():
+    """Remote code or an older release that slices logits its own way is never handed the boolean mask."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    class OwnForward(LlamaForCausalLM):
+        def forward(self, input_ids=None, attention_mask=None, position_ids=None, use_cache=None, **kwargs):
+            assert "logits_to_keep" not in kwargs
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                use_cache=use_cache).last_hidden_state
+            return CausalLMOutputWithPast(logits=self.lm_head(hidden))
+
+    torch.manual_seed(0)
+    model = OwnForward(tiny_llama().config).eval()
+    assert not packing._takes_boolean_logits_to_keep(model)
+    batch = collate_pairs(random_pairs(3), 0)
+    (fast, _), (plain, _) = both(model, batch)
+    assert (fast - plain).abs().max().item() < 1e-5

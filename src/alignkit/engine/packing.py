@@ -16,6 +16,7 @@ to 1e-5 in fp32. Models whose attention takes no custom 4D mask (flash-attention
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -112,11 +113,17 @@ def _forward(model: Any, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tenso
 
 
 def _takes_boolean_logits_to_keep(model: Any) -> bool:
-    import transformers.modeling_utils as mu
+    """Whether the model's forward slices through transformers' slice_logits_to_keep, which reads a boolean
+    (G, L) mask; a forward of its own (remote code, older releases) gets full logits, sliced here instead."""
+    return _slices_logits(type(_inner(model)))
 
-    # transformers slices hidden states with a 2D boolean logits_to_keep since slice_logits_to_keep exists
-    takes = "logits_to_keep" in inspect.signature(_inner(model).forward).parameters
-    return takes and hasattr(mu, "slice_logits_to_keep")
+
+@functools.lru_cache(maxsize=None)
+def _slices_logits(cls: type) -> bool:
+    try:
+        return "slice_logits_to_keep(" in inspect.getsource(cls.forward)
+    except (OSError, TypeError):
+        return False
 
 
 def _inner(model: Any) -> Any:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from train_dpo_real import PAIRS, smollm2_dir, timed
+from train_dpo_real import PAIRS, per_step, smollm2_dir
 
 PROMPTS, G, NEW_TOKENS, BETA = 4, 4, 32, 0.1
 
@@ -66,12 +66,9 @@ def trl_command(model: Path, prompts: Path, work: Path, out: Path, steps: int) -
     return [sys.executable, "-c", TRL_SCRIPT, str(model), str(prompts), str(out), str(steps), str(work)]
 
 
-def per_step(make, steps: int, work: Path) -> dict[str, float]:
-    one, one_peak = timed(make(work / "one", 1), work)
-    many, many_peak = timed(make(work / "many", steps), work)
-    step = (many - one) / (steps - 1)
-    return {"s_per_step": step, "samples_per_s": PROMPTS * G / step, "fixed_s": one,
-            "peak_rss_gib": max(one_peak, many_peak)}
+def online_step(make, steps: int, work: Path) -> dict[str, float]:
+    result = per_step(make, steps, work)
+    return {**result, "samples_per_s": PROMPTS * G / result["s_per_step"]}
 
 
 def main() -> None:
@@ -84,8 +81,8 @@ def main() -> None:
         work = Path(tmp)
         prompts = write_inputs(work)
         results = {
-            "alignkit": per_step(lambda out, n: alignkit_command(model, prompts, work, out, n), args.steps, work),
-            "TRL GRPOTrainer": per_step(lambda out, n: trl_command(model, prompts, work, out, n), args.steps, work),
+            "alignkit": online_step(lambda out, n: alignkit_command(model, prompts, work, out, n), args.steps, work),
+            "TRL GRPOTrainer": online_step(lambda out, n: trl_command(model, prompts, work, out, n), args.steps, work),
         }
     trl = results["TRL GRPOTrainer"]
     print(f"online, SmolLM2-135M-Instruct, fp32 CPU, {PROMPTS} prompts x G={G}, {NEW_TOKENS} new tokens, "

@@ -74,6 +74,7 @@ def trl_command(model: Path, out: Path, steps: int) -> list[str]:
 
 
 def per_step(make, steps: int, work: Path) -> dict[str, float]:
+    """A step's seconds with fixed costs subtracted: (wall of `steps` steps - wall of 1) / (steps - 1)."""
     one, one_peak = timed(make(work / "one", 1), work)
     many, many_peak = timed(make(work / "many", steps), work)
     return {"s_per_step": (many - one) / (steps - 1), "fixed_s": one, "peak_rss_gib": max(one_peak, many_peak)}

@@ -48,7 +48,7 @@ def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor],
     pos = torch.zeros((G, width), dtype=torch.long, device=device)  # (G, L) position ids
     part = torch.full((G, width), -1, dtype=torch.long, device=device)  # (G, L): 0 prompt, j+1 response j, -1 pad
     keep = torch.zeros((G, width), dtype=torch.bool, device=device)  # (G, L) positions whose logits are needed
-    predictors, labels = [], []  # per row: flat (G·L) index of the position predicting each token, the token
+    predictors: list = [None] * len(resp_len)  # per row: flat (G·L) index of the position predicting each token
     for g, rows in enumerate(layout):
         p = prompt_len[rows[0]]
         ids[g, :p], pos[g, :p], part[g, :p] = input_ids[rows[0], :p], torch.arange(p, device=device), 0
@@ -61,16 +61,15 @@ def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor],
             part[g, col:col + n] = j + 1
             keep[g, col:col + n - 1] = True  # a response's last token predicts nothing
             # token 0 is predicted by the prompt's last position, token t > 0 by the response's token t-1
-            predictors.append((r, torch.cat([torch.tensor([p - 1], device=device),
-                                             torch.arange(col, col + n - 1, device=device)]) + g * width))
-            labels.append((r, input_ids[r, p:p + n]))
+            predictors[r] = torch.cat([torch.tensor([p - 1], device=device),
+                                       torch.arange(col, col + n - 1, device=device)]) + g * width
             col += n
-    predictors = torch.cat([t for _, t in sorted(predictors, key=lambda x: x[0])])  # (N,), rows in batch order
-    labels = torch.cat([t for _, t in sorted(labels, key=lambda x: x[0])])  # (N,)
+    at_flat = torch.cat(predictors)  # (N,), rows in batch order, as the (R, T) mask's True entries
+    labels = torch.cat([input_ids[r, prompt_len[r]:prompt_len[r] + n] for r, n in enumerate(resp_len)])  # (N,)
 
     logits = _forward(model, ids, pos, _block_mask(part, model), keep)  # (M, V): the kept positions, row-major
     kept_row = keep.flatten().cumsum(0) - 1  # (G·L,) flat position -> its row in logits
-    at = kept_row[predictors]  # (N,)
+    at = kept_row[at_flat]  # (N,)
     lse = torch.cat([torch.logsumexp(logits[s:s + chunk].float(), dim=-1)
                      for s in range(0, logits.shape[0], chunk)])  # (M,) fp32, a chunk of rows at a time
     picked = logits[at, labels].float() - lse[at]  # (N,)

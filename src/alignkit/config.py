@@ -15,10 +15,10 @@ import dataclasses
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from alignkit.errors import UserError, did_you_mean
+from alignkit.model_info import MODEL_INFO, model_info  # noqa: F401 - also read as alignkit.config.model_info
 from alignkit.ranges import Range, check_field, out_of_range
 from alignkit.report_to import report_targets
 from alignkit.yamlfile import dump_yaml, load_yaml  # noqa: F401 - the config's files: alignkit.config.load_yaml
@@ -162,7 +162,8 @@ class TrainConfig:
     ref_mode: str = opt("precompute", "Reference log-probs of the pairs: computed once before training, or at "
                         "every step.", choices=("precompute", "per-step"), mode="pairwise")
     shared_prompt: bool = opt(True, "Compute each prompt once for the responses that share it (a pair, an online "
-                              "group); --no-shared-prompt runs the plain concatenated forward, TRL's layout.")
+                              "group); --no-shared-prompt runs the plain twins (TRL's layout; online, a prefill per "
+                              "sample and torch.multinomial draws).")
     max_length: int | None = opt(None, "Maximum prompt + response tokens when preparing raw data.", mode="pairwise",
                                  min=1)
     max_prompt_length: int | None = opt(None, "Maximum prompt tokens when preparing raw data.", mode="pairwise",
@@ -238,37 +239,7 @@ class EvalConfig:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# What a model folder says about itself: alignkit-model.json
-
-
-MODEL_INFO = "alignkit-model.json"
-
-
-def model_info(spec: str) -> dict[str, Any]:
-    """The `alignkit-model.json` of a model spec's folder, or {} (a Hub id, a .gguf file, a folder without one).
-
-    It travels with the model: `train` copies it into the run folder, so a trained toy model passed by its path
-    is still a toy model. Keys: "defaults" ({"train": {...}, "train --online": {...}}, TrainConfig fields) and
-    "world" (the name of an enumerable world whose exact evaluation applies, e.g. "toy").
-    """
-    import json
-
-    from alignkit.plugins import is_named_resource, resolve_resource
-
-    if is_named_resource(spec):
-        folder = Path(resolve_resource(spec, "model"))
-    elif Path(spec).is_dir():
-        folder = Path(spec)
-    else:  # resolving other specs may convert or download: their defaults are the dataclass's
-        return {}
-    path = folder / MODEL_INFO
-    if not path.is_file():
-        return {}
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
-    return info if isinstance(info, dict) else {}
+# What a model folder says about its training defaults (alignkit.model_info reads the file)
 
 
 def model_defaults(spec: str, online: bool) -> dict[str, Any]:

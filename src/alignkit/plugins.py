@@ -200,7 +200,7 @@ def load_reward(spec: str) -> Callable[[list[str], list[str]], list[float]]:
 
 def world_of(spec: str) -> Any:
     """The registered World a model belongs to (its alignkit-model.json names it), or None."""
-    from alignkit.config import model_info
+    from alignkit.model_info import model_info
 
     name = model_info(spec).get("world")
     return registry().get("world", name) if name else None

@@ -100,7 +100,8 @@ class OnlineWork:
             samples = sample_batch({"policy": self.sampler}, self.tokenizer, prompt_ids, SampleDecoder(),
                                    self.settings, max_new_tokens=self.cfg.max_new_tokens, generator=generators,
                                    all_done=self.dist.all_done if self.dist.sharded else None,
-                                   share_prompts=True)  # a prompt's G rows share one prefill: the same samples
+                                   share_prompts=self.cfg.shared_prompt,  # a prompt's G rows share one prefill
+                                   draw="inverse-cdf" if self.cfg.shared_prompt else "multinomial")
         # 2. score and teacher-force the completions
         rewards = torch.tensor(self.reward_fn([self.prompt_texts[i] for i in rows for _ in range(G)], samples.texts),
                                dtype=torch.float32, device=self.device)  # (N,)

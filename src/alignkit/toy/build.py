@@ -34,7 +34,7 @@ BASE_SHARE = 0.75  # share of toy:prefs pairs sampled from the base model (the r
 # The pair sets: toy name (its file is toy.NAMES[name]) -> share of pairs drawn from base. toy:prefs-onpolicy
 # draws every pair from toy:instruct, the model training starts from, as on-policy data comes from the SFT model.
 PAIR_SETS = {"toy:prefs": BASE_SHARE, "toy:prefs-onpolicy": 0.0}
-# What each toy model folder says about itself (alignkit-model.json, read by alignkit.config.model_info): it is a
+# What each toy model folder says about itself (alignkit-model.json, read by alignkit.model_info): it is a
 # model of the toy world (exact evaluation applies), and the toy models want training defaults of their own: they
 # are 85k parameters, so TRL's learning rate of 1e-6 would not move them; online, 400 constant-rate steps of
 # 16-token samples let a --min-reward target anywhere between toy:base's 0.34 and toy:instruct's 0.80 be reached

@@ -148,6 +148,9 @@ class TrainConfig:
     warmup_steps: int = opt(0, "Linear warm-up steps.", min=0)
     weight_decay: float = opt(0.0, "AdamW weight decay.", min=0)
     max_grad_norm: float = opt(1.0, "Clip the gradient norm to this (0 disables).", min=0)
+    step_in_backward: bool = opt(True, "Without clipping (--max-grad-norm 0) or --grad-accum, on one process: step "
+                                 "each parameter as its gradient completes and free it (less memory, the same "
+                                 "update); --no-step-in-backward steps after the backward.")
     save_steps: int = opt(0, "Write a checkpoint every N steps (0: only at the end).", min=0)
     eval_split: float = opt(0.0, "Fraction of the data held out for evaluation.", mode="pairwise", min=0,
                              below=1)

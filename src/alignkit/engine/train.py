@@ -9,7 +9,8 @@ Read top to bottom: make the Accelerator (alignkit.engine.distributed); load the
 (alignkit.engine.work: pairwise preference pairs or online sampled groups, chosen by --online and the objective's
 modes, never its name); let accelerate prepare model, optimizer and scheduler; decide from the run folder whether
 this run starts or resumes (alignkit.engine.run_folder: a folder holds one run); then each optimizer step
-accumulates grad_accum micro-batches (gradients synchronised on the last), clips, steps, logs one line of
+accumulates grad_accum micro-batches (gradients synchronised on the last), clips, steps (inside the backward,
+parameter by parameter, where that is exact: alignkit.engine.step_in_backward), logs one line of
 metrics.jsonl and maybe checkpoints. The training lifecycle hooks (alignkit.hookspecs: train_started,
 step_logged, train_finished) let plugins watch a run from the main process: the toy world's exact before/after
 figures and logging backends hang there.
@@ -30,6 +31,7 @@ from alignkit.data.load import source_identity
 from alignkit.engine import checkpoint, run_folder
 from alignkit.engine.distributed import Dist, make_accelerator
 from alignkit.engine.models import add_lora, load_model, load_tokenizer, pick_device, pick_dtype
+from alignkit.engine.step_in_backward import StepInBackward
 from alignkit.engine.stopping import StopRequest
 from alignkit.engine.work import RunContext, make_work
 from alignkit.errors import Interrupted, UserError
@@ -75,6 +77,8 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     model, optimizer = accelerator.prepare(policy, optimizer)
     policy = accelerator.unwrap_model(model)
     params = [p for p in model.parameters() if p.requires_grad]
+    # where it is exact (no clipping, no accumulation, one process), AdamW steps each parameter inside the backward
+    stepper = StepInBackward.where_exact(optimizer, params, cfg, dist)
 
     # ---- the work: what a micro-batch reads and how it becomes losses (reference log-probs are computed here,
     # before a resumed checkpoint replaces the starting weights, which may be the reference)
@@ -127,7 +131,7 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
                     if failure is not None:
                         raise UserError(failure)
                     add_sums(sums, {"loss": losses.detach().sum().item(), **metric_sums})
-                grad_norm = accelerator.clip_grad_norm_(
+                grad_norm = stepper.take_norm() if stepper else accelerator.clip_grad_norm_(
                     params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
                 sums = dist.sum(sums)  # the global step's sums, the same on every process
                 loss_value = sums.pop("loss") / n
@@ -135,7 +139,7 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
                     if not math.isfinite(value):  # every process sees the same global value and stops alike
                         raise diverged(step + 1, value, last_checkpoint, cfg.learning_rate, what)
                 learning_rate = scheduler.get_last_lr()[0]
-                optimizer.step()
+                optimizer.step()  # a no-op after a step in the backward: no parameter holds a gradient
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1

@@ -8,7 +8,9 @@ full fine-tuning, both sides precomputing the reference log-probs. Each tool run
 fresh process, once for 1 step and once for --steps steps: the difference, divided by steps - 1, is the cost of a
 step with every fixed cost (imports, model load, tokenization, reference pass, final save) subtracted. Peak memory
 is each process's maximum RSS (GNU time). alignkit runs twice: its default shared-prompt forward and the plain
-concatenated twin (--no-shared-prompt), TRL's layout. Prints seconds a step, peak RSS and the ratios.
+concatenated twin (--no-shared-prompt), TRL's layout. Then both again without gradient clipping (alignkit's
+--max-grad-norm 0, TRL's max_grad_norm=0), where alignkit steps each parameter inside the backward and frees its
+gradient. Prints seconds a step, peak RSS and the ratios against the TRL run with the same clipping.
 """
 from __future__ import annotations
 
@@ -29,11 +31,12 @@ import json, sys
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
-model_dir, data, out, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+model_dir, data, out, steps, clip = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 rows = [json.loads(line) for line in open(data)]
 args = DPOConfig(output_dir=out, max_steps=steps, per_device_train_batch_size={batch}, learning_rate={lr},
                  precompute_ref_log_probs=True, bf16=False, use_cpu=True, report_to=[], save_strategy="no",
-                 logging_steps=1, dataloader_num_workers=0, max_length=None, seed=0, disable_tqdm=True)
+                 logging_steps=1, dataloader_num_workers=0, max_length=None, seed=0, disable_tqdm=True,
+                 max_grad_norm=clip)
 DPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32"), args=args,
            train_dataset=Dataset.from_list(rows), processing_class=AutoTokenizer.from_pretrained(model_dir)).train()
 """.format(batch=BATCH, lr=LR)
@@ -69,8 +72,8 @@ def alignkit_command(model: Path, out: Path, steps: int, *flags: str) -> list[st
             "--dtype", "fp32", "--device", "cpu", "--overwrite", *flags]
 
 
-def trl_command(model: Path, out: Path, steps: int) -> list[str]:
-    return [sys.executable, "-c", TRL_SCRIPT, str(model), str(PAIRS), str(out), str(steps)]
+def trl_command(model: Path, out: Path, steps: int, clip: float = 1.0) -> list[str]:
+    return [sys.executable, "-c", TRL_SCRIPT, str(model), str(PAIRS), str(out), str(steps), str(clip)]
 
 
 def per_step(make, steps: int, work: Path) -> dict[str, float]:
@@ -88,16 +91,23 @@ def main() -> None:
     model = smollm2_dir()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        results = {
-            "alignkit": per_step(lambda out, n: alignkit_command(model, out, n), args.steps, work),
-            "alignkit --no-shared-prompt": per_step(
-                lambda out, n: alignkit_command(model, out, n, "--no-shared-prompt"), args.steps, work),
-            "TRL DPOTrainer": per_step(lambda out, n: trl_command(model, out, n), args.steps, work),
-        }
-    trl = results["TRL DPOTrainer"]
+        # (name, command, the TRL run it is compared with: the one with the same clipping)
+        runs = [
+            ("TRL DPOTrainer", lambda out, n: trl_command(model, out, n), "TRL DPOTrainer"),
+            ("alignkit", lambda out, n: alignkit_command(model, out, n), "TRL DPOTrainer"),
+            ("alignkit --no-shared-prompt", lambda out, n: alignkit_command(model, out, n, "--no-shared-prompt"),
+             "TRL DPOTrainer"),
+            # both without clipping: alignkit then steps each parameter inside the backward
+            ("TRL max_grad_norm=0", lambda out, n: trl_command(model, out, n, 0.0), "TRL max_grad_norm=0"),
+            ("alignkit --max-grad-norm 0", lambda out, n: alignkit_command(model, out, n, "--max-grad-norm", "0"),
+             "TRL max_grad_norm=0"),
+        ]
+        results = {name: per_step(make, args.steps, work) for name, make, _ in runs}
+    peers = {name: results[peer] for name, _, peer in runs}
     print(f"DPO, SmolLM2-135M-Instruct, fp32 CPU, batch {BATCH}, {args.steps} vs 1 steps "
           f"(torch threads {os.cpu_count()} cores)")
     for name, r in results.items():
+        trl = peers[name]  # the TRL run with the same clipping
         print(f"  {name:28s} {r['s_per_step']:6.2f} s/step  peak {r['peak_rss_gib']:.2f} GiB  "
               f"({trl['s_per_step'] / r['s_per_step']:.2f}x TRL's step rate, "
               f"{r['peak_rss_gib'] / trl['peak_rss_gib']:.2f}x its memory; fixed {r['fixed_s']:.1f} s)")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alignkit.errors import UserError, did_you_mean
-from alignkit.model_info import MODEL_INFO, model_info  # noqa: F401 - also read as alignkit.config.model_info
+from alignkit.model_info import MODEL_INFO, model_info
 from alignkit.ranges import Range, check_field, out_of_range
 from alignkit.report_to import report_targets
 from alignkit.yamlfile import dump_yaml, load_yaml  # noqa: F401 - the config's files: alignkit.config.load_yaml

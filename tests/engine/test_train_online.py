@@ -62,8 +62,7 @@ def test_policy_gradient_raises_the_reward(model_dir, prompts, tmp_path):
     out = train(model_dir, prompts, tmp_path / "r", {"tau": 0.02}, max_steps=30)
     rows = metrics(out)
     first, last = sum(r["reward"] for r in rows[:5]) / 5, sum(r["reward"] for r in rows[-5:]) / 5
-    # the reward climbs (seeds 0-3, both sampling paths: from 0.06-0.20 to 0.58-0.94, a rise of 0.41 or more)
-    assert first < 0.3 and last > first + 0.3, (first, last)
+    assert first < 0.3 and last > 0.6, (first, last)
 
 
 def test_logged_metrics_and_a_kl_reference(model_dir, prompts, tmp_path):

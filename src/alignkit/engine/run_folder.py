@@ -18,6 +18,7 @@ from typing import Any
 from alignkit import config as C
 from alignkit.engine import checkpoint
 from alignkit.errors import UserError
+from alignkit.model_info import MODEL_INFO
 
 
 def start(output: Path, fingerprint: dict[str, Any], resume: bool, overwrite: bool) -> Path | None:
@@ -101,7 +102,7 @@ def save_final(output: Path, model: Any, state_dict: Any, tokenizer: Any, resolv
     tokenizer.save_pretrained(tmp)
     (tmp / "alignkit.yaml").write_text(C.dump_yaml(resolved))
     if info:
-        (tmp / C.MODEL_INFO).write_text(json.dumps(info, indent=1) + "\n")
+        (tmp / MODEL_INFO).write_text(json.dumps(info, indent=1) + "\n")
     for item in sorted(tmp.iterdir()):
         target = output / item.name
         if target.is_dir() and not item.is_dir():

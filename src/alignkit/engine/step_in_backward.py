@@ -33,7 +33,8 @@ class StepInBackward:
     def __init__(self, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -> None:
         self.optimizer = getattr(optimizer, "optimizer", optimizer)  # the torch optimizer under accelerate's wrapper
         self.squares: list[torch.Tensor] = []  # this backward's squared gradient norms, one per parameter
-        self.handles = [p.register_post_accumulate_grad_hook(self._step) for p in params]
+        for p in params:
+            p.register_post_accumulate_grad_hook(self._step)
 
     @classmethod
     def where_exact(cls, optimizer: Any, params: list[torch.nn.Parameter], cfg: Any, dist: Any) -> StepInBackward | None:
@@ -51,7 +52,3 @@ class StepInBackward:
         total = float(torch.stack(self.squares).sum()) if self.squares else 0.0
         self.squares = []
         return math.sqrt(total)
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()

@@ -35,6 +35,7 @@ from alignkit.engine.step_in_backward import StepInBackward
 from alignkit.engine.stopping import StopRequest
 from alignkit.engine.work import RunContext, make_work
 from alignkit.errors import Interrupted, UserError
+from alignkit.model_info import model_info
 from alignkit.outputs import check_output
 from alignkit.registry import Run
 
@@ -174,7 +175,7 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     accelerator.wait_for_everyone()
     state_dict = accelerator.get_state_dict(model)
     if dist.is_main:
-        run_folder.save_final(output, policy, state_dict, tokenizer, resolved, C.model_info(cfg.model))
+        run_folder.save_final(output, policy, state_dict, tokenizer, resolved, model_info(cfg.model))
         print(f"saved {'the LoRA adapter' if cfg.lora else 'the model'} to {output} ({step} steps; metrics in "
               f"{metrics.path})")
         plugins.notify("train_finished", run=run_info)

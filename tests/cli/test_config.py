@@ -73,3 +73,17 @@ def test_learning_rate_default_follows_the_model(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("learning_rate: 2.0e-5\n")
     assert rate("--model", "some/model", "--config", str(cfg)) == 2e-5
+
+
+def test_a_float_written_without_a_dot_is_the_number(tmp_path):
+    """YAML 1.1 (PyYAML) reads `5e-4` as the string '5e-4'; a float option takes it as 0.0005, and a word stays an
+    error that names the key."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("learning_rate: 5e-4\nbeta: 1E-1\nmax_grad_norm: 2\n")
+    out = invoke("train", "dpo", "--config", str(cfg), "--print-config")
+    assert out.exit_code == 0, out.output
+    printed = yaml.safe_load(out.output)
+    assert (printed["learning_rate"], printed["beta"], printed["max_grad_norm"]) == (5e-4, 0.1, 2.0)
+    cfg.write_text("learning_rate: fast\n")
+    out = invoke("train", "dpo", "--config", str(cfg))
+    assert out.exit_code == 2 and "'learning_rate' in" in out.output and "should be float" in out.output

@@ -123,6 +123,11 @@ MISTAKES = [
     # ---- inputs that are not there
     ("model-missing", "decode --model ./no-such-model", "model './no-such-model' does not exist"),
     ("train-model-missing", "train dpo --model {folder}/no/such/model", "does not exist: there is no such folder"),
+    # a missing data file fails before the model loads (here the model is missing too, and is not what is named)
+    ("train-data-missing", "train dpo --data {folder}/nope.jsonl --model {folder}/no/such/model --output {folder}/o",
+     "nope.jsonl' does not exist (--data)"),
+    ("train-prompts-missing", "train qempo --online --prompts {folder}/nope.jsonl --model {folder}/no/such/model "
+     "--output {folder}/o", "nope.jsonl' does not exist (--prompts)"),
     ("model-empty", ["decode", "--model", ""], "--model is empty"),
     ("reward-empty", ["train", "dpo", "--online", "--reward", " "], "--reward is empty"),
     ("data-empty", ["prepare", "", "--output", "p"], "argument DATA is empty"),

@@ -74,11 +74,20 @@ def open_source(spec: str, split: str = "train", limit: int | None = None) -> So
             raise UserError(f"cannot read '{spec}': expected a {', '.join(FILE_SUFFIXES)} file, a save_to_disk "
                             "folder, a Hub id or toy:prefs / toy:prompts")
         rows = reader(path)
-    elif path.suffix.lower() in FILE_SUFFIXES or (os.sep in spec and not _looks_like_hub_id(spec)):
+    elif missing(spec):
         raise UserError(f"'{spec}' does not exist")
     else:
         rows = _read_hub(spec, split)
     return Source(spec, _limited(rows, limit))
+
+
+def missing(spec: str) -> bool:
+    """Whether a data spec names a local file or folder that is not there (a Hub id or a registered resource is
+    not missing): train asks before it loads a model, so a mistyped path fails in a second, not after minutes."""
+    path = Path(resolve_spec(spec))
+    if path.exists():
+        return False
+    return path.suffix.lower() in FILE_SUFFIXES or (os.sep in spec and not _looks_like_hub_id(spec))
 
 
 def _looks_like_hub_id(spec: str) -> bool:

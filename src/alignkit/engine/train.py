@@ -28,6 +28,7 @@ import torch
 from alignkit import config as C
 from alignkit import plugins
 from alignkit.data.load import source_identity
+from alignkit.data.sources import missing
 from alignkit.engine import checkpoint, run_folder
 from alignkit.engine.distributed import Dist, make_accelerator
 from alignkit.engine.models import add_lora, load_model, load_tokenizer, pick_device, pick_dtype
@@ -55,6 +56,9 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     C.check_mode(cfg, mode)
     C.check_mode(objective_options, mode)
     check_output(cfg.output, "folder")
+    data_spec = cfg.prompts if cfg.online else cfg.data
+    if data_spec and missing(data_spec):  # before the model loads: a mistyped path fails at once
+        raise UserError(f"'{data_spec}' does not exist (--{'prompts' if cfg.online else 'data'})")
     output = Path(cfg.output)
 
     # ---- one process or many: accelerate places devices, runs mixed precision and wraps the model

@@ -316,6 +316,8 @@ def build(cls: type, yaml_values: dict[str, Any], cli_values: dict[str, Any], so
             else f"'{key(f)}' in {source}"
         if isinstance(values.get(f.name), str) and not values[f.name].strip():  # "" would mean "." as a path
             raise UserError(f"{name} is empty; give a value, or leave it out for its default")
+        if isinstance(values.get(f.name), list) and "" in values[f.name]:  # `--stop ""` would stop nothing, silently
+            raise UserError(f"{name} is given an empty value; give a value, or leave it out")
         if f.name in values and f.metadata.get("range") is not None:
             problem = out_of_range(name, values[f.name], f.metadata["range"])
             if problem:

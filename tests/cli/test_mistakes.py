@@ -32,6 +32,7 @@ CONFIGS = {
     "twice-train": "command: train\nobjective: dpo\nmax_steps: 3\nmax_steps: 4\n",
     "weight": "conformative: true\nconformative_weight: 2\n",
     "empty-model": "model: ''\n",
+    "stop-empty": "command: decode\nstop: ['\\n', '']\n",
 }
 SHAPE = "must take (prompts, completions) and return one number per completion"
 
@@ -134,6 +135,9 @@ MISTAKES = [
     ("yaml-empty-value", "train dpo --config {yaml:empty-model}", "'model' in {yaml:empty-model} is empty"),
     ("prompts-missing", "decode --prompts {folder}/nope.jsonl", "does not exist"),
     ("prompts-empty", ["decode", "--prompts", ""], "--prompts is empty"),
+    # an empty stop string would stop nothing; a newline is a stop string and is kept
+    ("stop-empty", ["decode", "--stop", "\n", "--stop", ""], "--stop is given an empty value"),
+    ("yaml-stop-empty", "decode --config {yaml:stop-empty}", "'stop' in {yaml:stop-empty} is given an empty value"),
     ("prompts-folder", "decode --prompts {folder}", "is not a datasets save_to_disk folder"),
     ("generations-missing", "eval {folder}/nope.jsonl", "does not exist (alignkit decode writes one)"),
     ("eval-nothing", "eval", "give generation files"),

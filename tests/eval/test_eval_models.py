@@ -57,6 +57,27 @@ def test_reward_model_scores_match_unbatched_logits(tmp_path, minilm_folder):
     assert scores == pytest.approx(expected, abs=1e-5)
 
 
+def test_a_reward_model_that_scores_nan_is_one_error_naming_it(tmp_path, minilm_folder):
+    """A classifier head of NaN weights (a broken checkpoint): the reward call is a UserError naming the model and
+    the completion, not NaN advantages and NaN means."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from alignkit.errors import UserError
+    from alignkit.plugins import load_reward
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, num_labels=1)
+    model = BertForSequenceClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.weight.fill_(float("nan"))
+    model.save_pretrained(tmp_path / "rm")
+    tokenizer.save_pretrained(tmp_path / "rm")
+    with pytest.raises(UserError, match=r"reward model '.*rm' returned nan for completion 0 \('loyal'\); its scores"):
+        load_reward(str(tmp_path / "rm"))(["Q: dog? "], ["loyal"])
+
+
 def _toy_built():
     try:
         from alignkit import toy

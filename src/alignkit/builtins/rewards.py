@@ -72,13 +72,19 @@ def load_python_reward(spec: str) -> RewardFn:
         if len(scores) != len(completions):
             raise UserError(f"{shape}; it returned {len(scores)} number{'' if len(scores) == 1 else 's'} for "
                             f"{len(completions)} completions")
-        bad_index = next((i for i, s in enumerate(scores) if not math.isfinite(s)), None)
-        if bad_index is not None:
-            raise UserError(f"reward '{spec}' returned {scores[bad_index]} for completion {bad_index} "
-                            f"({completions[bad_index][:40]!r}); rewards must be finite numbers")
-        return scores
+        return check_finite(f"reward '{spec}'", scores, completions, "rewards must be finite numbers")
 
     return reward
+
+
+def check_finite(who: str, scores: list[float], completions: list[str], fix: str) -> list[float]:
+    """scores, or a UserError naming the first non-finite one: a NaN reward would make every advantage and the
+    eval's means NaN without a word."""
+    bad_index = next((i for i, s in enumerate(scores) if not math.isfinite(s)), None)
+    if bad_index is not None:
+        raise UserError(f"{who} returned {scores[bad_index]} for completion {bad_index} "
+                        f"({completions[bad_index][:40]!r}); {fix}")
+    return scores
 
 
 def _call_problem(fn: Callable) -> str | None:
@@ -154,7 +160,8 @@ def load_reward_model(spec: str, batch_size: int = 16) -> RewardFn:
             batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True).to(device)
             logits = model(**batch).logits  # (B, 1)
             scores += logits[:, 0].float().cpu().tolist()
-        return scores
+        return check_finite(f"reward model '{spec}'", scores, completions,
+                            "its scores must be finite (a broken checkpoint, or an overflow in its dtype)")
 
     return reward
 

@@ -135,6 +135,8 @@ MISTAKES = [
     ("yaml-empty-value", "train dpo --config {yaml:empty-model}", "'model' in {yaml:empty-model} is empty"),
     ("prompts-missing", "decode --prompts {folder}/nope.jsonl", "does not exist"),
     ("prompts-empty", ["decode", "--prompts", ""], "--prompts is empty"),
+    ("exact-prompts", "decode --exact --prompts {file} --output {folder}/x.json",
+     "enumerates the toy world's own prompts, so --prompts"),
     # an empty stop string would stop nothing; a newline is a stop string and is kept
     ("stop-empty", ["decode", "--stop", "\n", "--stop", ""], "--stop is given an empty value"),
     ("yaml-stop-empty", "decode --config {yaml:stop-empty}", "'stop' in {yaml:stop-empty} is given an empty value"),

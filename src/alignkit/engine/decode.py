@@ -54,6 +54,10 @@ def run_exact(cfg: Any, decoder: Any, options: Any) -> dict[str, Any]:
     if world is None:
         raise UserError(f"decode --exact needs a model of an enumerable world: '{cfg.model}' is not one (e.g. "
                         "--model toy:instruct, or a model trained from it)")
+    default_prompts = type(cfg).__dataclass_fields__["prompts"].default
+    if cfg.prompts != default_prompts:  # the enumeration covers the world's own prompts, never a file's
+        raise UserError(f"decode --exact enumerates the {world.name} world's own prompts, so --prompts "
+                        f"{cfg.prompts} would be ignored; drop --prompts (or drop --exact to sample those prompts)")
     made = decoder.make(options)
     tokenizer, models = load_decoder_models(cfg, made)
     settings = SamplingSettings(cfg.temperature, cfg.top_k, cfg.top_p, cfg.min_p)

@@ -23,14 +23,17 @@ BETA_DPO, BETA_SIMPO, GAMMA = 0.1, 2.0, 0.5
 TOLERANCE = 1e-4
 
 
-def rel(a, b):
-    return abs(a - b) / max(abs(b), 1e-8)
+def compare(ours: dict, theirs: dict, keys, scale: dict | None = None) -> str:
+    """A table of both sides' figures (printed with -s, kept in the failure message), and the keys that differ.
 
-
-def compare(ours: dict, theirs: dict, keys) -> str:
-    """A table of both sides' figures (printed with -s, kept in the failure message), and the keys that differ."""
+    A key differs when it is off by more than TOLERANCE relative to its own size, or, for a key in `scale`, to the
+    size of the terms it is a difference of: DPO's rewards are β (log π − log π_ref) of two log-probs near −7 and
+    their margin is a difference again, so float noise of 1e-6 in a log-prob (the BLAS of one CPU against another)
+    is 5e-4 of a 0.004 margin, while a real mistake (a wrong β or reference) moves it by the whole 1e-2."""
+    scale = scale or {}
     lines = [f"{k:18s} alignkit {ours.get(k, float('nan')):+.6f}  TRL {theirs[k]:+.6f}" for k in keys]
-    bad = [k for k in keys if k not in ours or rel(ours[k], theirs[k]) > TOLERANCE]
+    bad = [k for k in keys if k not in ours
+           or abs(ours[k] - theirs[k]) > TOLERANCE * max(abs(theirs[k]), scale.get(k, 0.0), 1e-8)]
     print("\n" + "\n".join(lines))
     return ("differ beyond 1e-4 relative: " + ", ".join(bad) + "\n" + "\n".join(lines)) if bad else ""
 
@@ -64,8 +67,10 @@ def test_dpo_first_step_matches_trl(smollm2_dir, perturbed_ref_dir, tmp_path):
         loss = trainer._compute_loss(trainer.model, batch, return_outputs=False)
     forget_accelerator()
     theirs = {"loss": loss.item(), **{k: v[-1] for k, v in trainer._metrics["train"].items()}}
+    logp_size = BETA_DPO * max(abs(theirs["logps/chosen"]), abs(theirs["logps/rejected"]))  # what rewards cancel
     problem = compare(ours, theirs, ("loss", "logps/chosen", "logps/rejected", "rewards/chosen",
-                                     "rewards/rejected", "rewards/margins"))
+                                     "rewards/rejected", "rewards/margins"),
+                      scale={k: logp_size for k in ("rewards/chosen", "rewards/rejected", "rewards/margins")})
     assert not problem, problem
 
 

@@ -7,20 +7,22 @@ VOCAB = 64
 EOS, PAD, BOS = 2, 0, 1
 
 
-def tiny_model(seed: int = 0):
+def tiny_model(seed: int = 0, tied: bool = False):
+    """A 2-layer Llama over the tiny vocabulary; `tied` shares the input embedding with the LM head (SmolLM2's
+    layout), and its embedding then has padding_idx PAD, as transformers builds it."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                         bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, tie_word_embeddings=False)
+                         bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, tie_word_embeddings=tied)
     return LlamaForCausalLM(config).eval()
 
 
-def save_tiny(folder):
+def save_tiny(folder, tied: bool = False):
     """Save the tiny model and tokenizer as a folder from_pretrained loads; returns the folder."""
-    tiny_model().save_pretrained(folder)
+    tiny_model(tied=tied).save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
     return folder
 

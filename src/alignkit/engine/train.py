@@ -34,6 +34,7 @@ from alignkit.engine.distributed import Dist, make_accelerator
 from alignkit.engine.models import add_lora, load_model, load_tokenizer, pick_device, pick_dtype
 from alignkit.engine.step_in_backward import StepInBackward
 from alignkit.engine.stopping import StopRequest
+from alignkit.engine.tied_embedding import RowEmbeddingGrad
 from alignkit.engine.work import RunContext, make_work
 from alignkit.errors import Interrupted, UserError
 from alignkit.model_info import model_info
@@ -77,6 +78,9 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     if cfg.lora:
         policy = add_lora(policy, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     policy.train()
+    # a tied embedding's lookup adds its gradient rows into the LM head's (no dense (V, D) temporaries at the peak);
+    # its hook on the weight comes before StepInBackward's, which must see the whole gradient
+    RowEmbeddingGrad.where_exact(policy, cfg, dist)
     optimizer = adamw([p for p in policy.parameters() if p.requires_grad], cfg, fused=fused_adamw(dist, accelerator))
     # DDP / FSDP2 / DeepSpeed, as the launch configured; `policy` stays the bare model (sampling, saving)
     model, optimizer = accelerator.prepare(policy, optimizer)

@@ -112,11 +112,42 @@ def test_an_interrupted_point_starts_over_from_an_empty_folder(tmp_path, fake):
     (folder / "half-written.bin").write_text("x")
     f = fake()
     result = run(tmp_path, "[1, 2]")
-    assert result.exit_code == 0 and len(f.calls) == 2  # that point's train and eval only
+    assert result.exit_code == 0 and [c[0] for c in f.calls] == ["eval"]  # its model was finished: eval only
     assert not (folder / "half-written.bin").exists() and (folder / "point.json").is_file()
     assert not list(folder.glob("*.tmp"))
     stored = json.loads((folder / "point.json").read_text())
     assert stored["params"] == {"beta": 2.0} and stored["commands"][0][:3] == ["alignkit", "train", "dpo"]
+    assert stored["model_reused"] is True and stored["model_folder"].startswith("models/dpo-beta2-")
+
+
+def test_an_interrupted_training_starts_its_model_over(tmp_path, fake):
+    fake()
+    assert run(tmp_path, "[1, 2]").exit_code == 0
+    model = next((tmp_path / "out" / "models").glob("dpo-beta2-*"))
+    assert (model / "train.log").is_file()
+    (model / "frontier-model.json").unlink()  # killed during train: the marker is written after it succeeds
+    (model / "half-written.bin").write_text("x")
+    (next((tmp_path / "out" / "runs").glob("dpo-beta2-*")) / "point.json").unlink()
+    f = fake()
+    assert run(tmp_path, "[1, 2]").exit_code == 0
+    assert [c[:2] for c in f.calls] == [["train", "dpo"], ["eval", "--output"]]
+    assert not (model / "half-written.bin").exists() and (model / "frontier-model.json").is_file()
+
+
+def test_other_eval_settings_measure_every_point_anew_and_train_nothing(tmp_path, fake):
+    fake()
+    assert run(tmp_path, "[1, 2]").exit_code == 0
+    models = sorted(p.name for p in (tmp_path / "out" / "models").iterdir())
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC.replace("BETAS", "[1, 2]").replace("{exact: true}", "{exact: true, ref_model: toy:base}"))
+    f = fake()
+    result = CliRunner().invoke(build_app(), ["frontier", str(path), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "0 reused, 3 to run" in result.output
+    assert [c[0] for c in f.calls] == ["eval"] * 3 and all("toy:base" in c for c in f.calls)
+    assert sorted(p.name for p in (tmp_path / "out" / "models").iterdir()) == models  # the same two models
+    dry = CliRunner().invoke(build_app(), ["frontier", str(path), "--output", str(tmp_path / "other"), "--dry-run"])
+    assert "its trained model reused" not in dry.output and "alignkit train dpo" in dry.output
 
 
 def test_a_failed_point_is_one_line_and_the_rest_are_kept(tmp_path, fake):

@@ -166,6 +166,8 @@ def test_identity_covers_every_input_and_nothing_else(tmp_path):
     ids = {one[1].id, epochs[1].id, data[1].id, sampled[1].id}
     assert len(ids) == 4  # a train key, the data and the eval settings each make another point
     assert data[0].id == one[0].id != sampled[0].id  # the start does not read the pairs, but is measured by eval
+    # a trained point's model: another eval setting shares it, another train key does not
+    assert sampled[1].model_id == one[1].model_id and len({one[1].model_id, epochs[1].model_id, data[1].model_id}) == 3
 
 
 def test_commands_of_exact_and_sampled_points(tmp_path):
@@ -178,17 +180,21 @@ def test_commands_of_exact_and_sampled_points(tmp_path):
           sweep: {beta: [2]}
         """, BASE.replace("model: toy:instruct\n", "model: toy:instruct\nprompts: my.jsonl\n"))
     start, online, poet = grid.expand(s)
-    folder = tmp_path / "p"
-    (train, ev) = commands.steps(online, folder)
+    out = tmp_path / "out"
+    (train, ev) = commands.steps(online, out)
     # Online training reads the spec's prompts, not its pairs; the spec's keys come as the command's own flags.
+    # The model goes to its own folder (shared by points measured another way), the figures to the point's.
+    model = out / online.model_folder
+    assert online.model_folder == f"models/online-min_reward0.85-{online.model_id}" != online.folder
     assert train.argv == ["train", "qempo", "--model", "toy:instruct", "--max-steps", "5", "--online",
                           "--prompts", "my.jsonl", "--constraint", "kl", "--min-reward", "0.85",
-                          "--output", str(folder)]
-    assert ev.argv == ["eval", "--output", str(folder / "eval"), "--model", str(folder), "--exact"]
-    assert commands.steps(poet, folder)[0].argv[2:] == ["--model", "toy:instruct", "--data", "toy:prefs-onpolicy",
-                                                        "--beta", "2.0", "--poet", "--output", str(folder)]
-    assert [st.argv for st in commands.steps(start, folder)] == [
-        ["eval", "--output", str(folder / "eval"), "--model", "toy:instruct", "--exact"]]
+                          "--output", str(model)]
+    assert ev.argv == ["eval", "--output", str(out / online.folder / "eval"), "--model", str(model), "--exact"]
+    assert commands.steps(poet, out)[0].argv[2:] == ["--model", "toy:instruct", "--data", "toy:prefs-onpolicy",
+                                                     "--beta", "2.0", "--poet", "--output",
+                                                     str(out / poet.model_folder)]
+    assert start.model_folder == "" and [st.argv for st in commands.steps(start, out)] == [
+        ["eval", "--output", str(out / start.folder / "eval"), "--model", "toy:instruct", "--exact"]]
 
 
 def test_sampled_decoder_commands(tmp_path):
@@ -196,11 +202,12 @@ def test_sampled_decoder_commands(tmp_path):
     s = load(tmp_path, "- {name: c, decode: {decoder: conformative, top_p: 0.95}, sweep: {weight: [0.5]}}\n", base)
     _, point = grid.expand(s)
     decode, ev = commands.steps(point, tmp_path)
+    folder = tmp_path / point.folder
     # The decoder's own top_p overrides eval's; prompts, sample count and seed come from eval: for every point.
     assert decode.argv == ["decode", "--conformative", "--model", "toy:instruct", "--prompts", "p.jsonl",
                            "--num-samples", "4", "--top-p", "0.95", "--seed", "3", "--conformative-weight", "0.5",
-                           "--output", str(tmp_path / "generations.jsonl")]
-    assert ev.argv == ["eval", str(tmp_path / "generations.jsonl"), "--output", str(tmp_path / "eval"),
+                           "--output", str(folder / "generations.jsonl")]
+    assert ev.argv == ["eval", str(folder / "generations.jsonl"), "--output", str(folder / "eval"),
                        "--metrics", "reward,distinct-2", "--reward", "toy", "--seed", "3"]
 
 
@@ -256,7 +263,7 @@ def test_exact_decoder_point_runs_decode_exact(tmp_path):
     (step,) = commands.steps(point, tmp_path)
     assert step.argv == ["decode", "--conformative", "--model", "toy:instruct", "--exact",
                          "--conformative-base-model", "toy:base", "--conformative-weight", "0.25",
-                         "--output", str(tmp_path / "exact.json")]
+                         "--output", str(tmp_path / point.folder / "exact.json")]
 
 
 def test_dry_run_prints_the_commands_and_runs_nothing(tmp_path):

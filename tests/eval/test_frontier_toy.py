@@ -46,7 +46,8 @@ def test_quick_spec_writes_the_frontier(quick):
         assert p["quality"] > doc["start"]["quality"] and p["diversity"] < doc["start"]["diversity"]
         assert p["quality_ci"] is None  # exact figures have no interval
         stored = json.loads((out / p["run"] / "point.json").read_text())
-        assert stored["quality"]["mean"] == p["quality"] and (out / p["run"] / "model.safetensors").is_file()
+        assert stored["quality"]["mean"] == p["quality"] and (out / p["model"] / "model.safetensors").is_file()
+        assert p["model"].startswith("models/") and stored["model_reused"] is False
     assert len({p["quality"] for p in trained}) == 4
     # DPO's beta pulls toward the start: beta 5 keeps more entropy than beta 1.
     assert trained[1]["diversity"] > trained[0]["diversity"]

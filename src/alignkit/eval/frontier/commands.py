@@ -4,11 +4,14 @@ Every point runs through alignkit's own CLI (`python -m alignkit ...` in a subpr
 functions: frontier then depends only on the commands' flags and output files, which are documented, and each
 point is a process of its own, so `--jobs N` is N processes.
 
-    trained, exact:   train <objective> FLAGS --output P          eval --exact --model P --output P/eval
+    trained, exact:   train <objective> FLAGS --output M          eval --exact --model M --output P/eval
     decoder, exact:   decode --exact --<decoder> FLAGS --output P/exact.json
     start, exact:     eval --exact --model MODEL --output P/eval
-    sampled:          [train ...]  decode --model P|MODEL [--<decoder>] --num-samples K --output P/generations.jsonl
+    sampled:          [train ...]  decode --model M|MODEL [--<decoder>] --num-samples K --output P/generations.jsonl
                       eval P/generations.jsonl --reward R --metrics Q,D --output P/eval
+
+P is the point's folder (DIR/runs/...), M a trained point's model folder (DIR/models/..., shared by the points that
+differ only in how they are measured).
 """
 from __future__ import annotations
 
@@ -68,14 +71,15 @@ def _exact_eval(point: Point, folder: Path, model: str) -> Step:
     return Step("eval", ["eval", *_flags(EVAL, values)])
 
 
-def steps(point: Point, folder: Path) -> list[Step]:
-    """The commands of one point, in order; `folder` is the point's run folder (absolute)."""
+def steps(point: Point, out_dir: Path) -> list[Step]:
+    """The commands of one point, in order, under the frontier's output folder `out_dir` (absolute); a trained
+    point's first command, train, writes its model folder (the runner skips it when that model is finished)."""
     out: list[Step] = []
-    model = point.model
+    folder, model = out_dir / point.folder, point.model
     if point.kind == "train":
+        model = str(out_dir / point.model_folder)
         train = ["train", point.record.name, *argv(point.sections, point.values)]
-        out.append(Step("train", train + _flags(TRAIN, {"output": str(folder)})))
-        model = str(folder)
+        out.append(Step("train", train + _flags(TRAIN, {"output": model})))
     if not point.eval.exact:
         return out + _sampled(point, folder, model)
     if point.kind == "decode":

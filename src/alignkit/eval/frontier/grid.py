@@ -4,6 +4,8 @@ A point's identity is a hash of everything that determines its figures: the kind
 model), the objective or decoder, every key its command gets (the spec's model, data or prompts included, the
 sweep values typed as the command types them, so `beta: 1` and `beta: 1.0` are one point) and the eval settings.
 Its folder is DIR/runs/<method>-<short params>-<hash>/: the name says what it is, the hash makes it unique.
+A trained point's model has an identity of its own, the same hash without the eval settings, and its own folder,
+DIR/models/<method>-<short params>-<hash>/: measuring the points another way reuses the models already trained.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ class Point:
     model: str                  # the spec's model: what the start point evaluates
     id: str = ""                # the identity hash (short)
     folder: str = ""            # runs/<method>-<short params>-<id>
+    model_id: str = ""          # a trained point's model: the identity without the eval settings; "" otherwise
+    model_folder: str = ""      # models/<method>-<short params>-<model_id>; "" for points that train nothing
 
     @property
     def label(self) -> str:
@@ -53,12 +57,23 @@ def _short(params: dict[str, Any]) -> str:
     return "-".join(p for p in parts if p)[:60]
 
 
+def _inputs(point: Point) -> dict[str, Any]:
+    """What the point's own command computes from (its model, if it trains one, depends on nothing else)."""
+    return {"format": POINT_FORMAT, "kind": point.kind,
+            "record": point.record.name if point.record is not None else None, "values": point.values}
+
+
+def _hash(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
 def identity(point: Point) -> str:
-    inputs = {"format": POINT_FORMAT, "kind": point.kind,
-              "record": point.record.name if point.record is not None else None,
-              "values": point.values, "eval": point.eval.identity()}
-    blob = json.dumps(inputs, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+    return _hash({**_inputs(point), "eval": point.eval.identity()})
+
+
+def model_identity(point: Point) -> str:
+    """A trained point's model: the same inputs without the eval settings."""
+    return _hash(_inputs(point))
 
 
 def _spec_defaults(spec: Spec, method: Method, values: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +132,11 @@ def start_point(spec: Spec) -> Point:
 def _finish(point: Point) -> Point:
     point.id = identity(point)
     short = _short(point.params)
-    point.folder = f"runs/{point.method}-{short + '-' if short else ''}{point.id}"
+    name = f"{point.method}-{short}-" if short else f"{point.method}-"
+    point.folder = f"runs/{name}{point.id}"
+    if point.kind == "train":
+        point.model_id = model_identity(point)
+        point.model_folder = f"models/{name}{point.model_id}"
     return point
 
 
@@ -138,5 +157,6 @@ def expand(spec: Spec) -> list[Point]:
 def public(point: Point) -> dict[str, Any]:
     """What point.json and frontier.json say about a point's inputs."""
     return {"method": point.method, "kind": point.kind, "id": point.id, "folder": point.folder,
+            **({"model_folder": point.model_folder, "model_id": point.model_id} if point.model_folder else {}),
             "record": point.record.name if point.record is not None else None,
             "params": point.params, "values": point.values}

@@ -25,7 +25,7 @@ def _entry(doc: dict[str, Any]) -> dict[str, Any]:
     return {"method": doc["method"], "params": doc["params"],
             "quality": doc["quality"]["mean"], "quality_ci": _ci(doc["quality"]),
             "diversity": doc["diversity"]["mean"], "diversity_ci": _ci(doc["diversity"]),
-            "run": doc["folder"], "seconds": doc.get("seconds"), "id": doc["id"]}
+            "run": doc["folder"], "model": doc.get("model_folder"), "seconds": doc.get("seconds"), "id": doc["id"]}
 
 
 def build(spec: Spec, docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -88,7 +88,9 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append("| " + " | ".join([*(_value(p["params"][k]) for k in knobs),
                                             _cell(p["quality"], p["quality_ci"]),
                                             _cell(p["diversity"], p["diversity_ci"]),
-                                            "★" if p["pareto"] else "", f"`{p['run']}`"]) + " |")
+                                            "★" if p["pareto"] else "",
+                                            f"`{p['run']}`" + (f", model `{p['model']}`" if p.get("model") else "")])
+                         + " |")
     mq = doc["matched_quality"]
     names = list(mq["diversity"])
     out = [n for n in names if n not in mq["methods"]]

@@ -3,6 +3,8 @@
 A point is finished when DIR/<folder>/point.json exists and names the point's identity; it is written last and
 atomically (temp file + rename), so an interrupted point has none and starts over from an empty folder on the
 next run. A finished point is read back, never recomputed. Each point prints one progress line when it ends.
+A trained point's model is finished when DIR/<model folder>/frontier-model.json names the model's identity (also
+written last, after train succeeded): a point measured another way trains nothing and reads that model.
 """
 from __future__ import annotations
 
@@ -32,6 +34,18 @@ class PointsFailed(UserError):
 class _StepFailed(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+MODEL_DONE = "frontier-model.json"
+
+
+def model_finished(point: Point, out: Path) -> bool:
+    """Whether the point's trained model is there (trained by an earlier run, maybe for other eval settings)."""
+    try:
+        doc = json.loads((out / point.model_folder / MODEL_DONE).read_text())
+    except (OSError, ValueError):
+        return False
+    return doc.get("model_id") == point.model_id and doc.get("format") == POINT_FORMAT
 
 
 def finished(point: Point, out: Path) -> dict[str, Any] | None:
@@ -80,22 +94,34 @@ def compute(point: Point, out: Path, env: dict[str, str]) -> dict[str, Any]:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     start = time.monotonic()
-    todo = steps(point, folder)
+    todo = steps(point, out.resolve())
+    model = (out / point.model_folder).resolve() if point.model_folder else None
+    reused = model is not None and model_finished(point, out)
+    if model is not None and not reused:
+        if model.exists():  # a model whose training did not finish: start it over
+            shutil.rmtree(model)
+        model.mkdir(parents=True)
     for step in todo:
-        log = folder / f"{step.name}.log"
+        if step.name == "train" and reused:
+            continue
+        log = (model if step.name == "train" else folder) / f"{step.name}.log"
         with log.open("w") as f:
             f.write("$ " + shlex.join([sys.executable, "-m", "alignkit", *step.argv]) + "\n")
             f.flush()
             code = subprocess.run([sys.executable, "-m", "alignkit", *step.argv], stdout=f,
                                   stderr=subprocess.STDOUT, env=env, check=False).returncode
         if code != 0:
-            raise _StepFailed(f"{step.name} exited with {code} ({point.folder}/{log.name}: {_last_error(log)})")
+            raise _StepFailed(f"{step.name} exited with {code} ({log.relative_to(out.resolve())}: "
+                              f"{_last_error(log)})")
+        if step.name == "train":  # the model is whole: points measured another way may read it
+            _write_atomic(model / MODEL_DONE, {"format": POINT_FORMAT, "model_id": point.model_id,
+                                               "command": ["alignkit", *step.argv]})
     try:
         figures = read_figures(point, folder)
     except UserError as exc:
         raise _StepFailed(str(exc)) from None
     doc = {"format": POINT_FORMAT, **public(point), **figures, "seconds": round(time.monotonic() - start, 1),
-           "commands": [["alignkit", *s.argv] for s in todo]}
+           "commands": [["alignkit", *s.argv] for s in todo], **({"model_reused": reused} if model else {})}
     _write_atomic(folder / "point.json", doc)
     return doc
 
@@ -109,10 +135,12 @@ def dry_run(points: list[Point], out: Path) -> None:
     """What a run would do: each point's folder, whether it is reused, and its commands."""
     for p in points:
         state = "reused" if finished(p, out) else "to run"
-        print(f"{p.label}: {state} ({out / p.folder})")
+        trained = state == "to run" and bool(p.model_folder) and model_finished(p, out)
+        print(f"{p.label}: {state}{', its trained model reused' if trained else ''} ({out / p.folder})")
         if state == "to run":
-            for step in steps(p, (out / p.folder).resolve()):
-                print("    alignkit " + shlex.join(step.argv))
+            for step in steps(p, out.resolve()):
+                if not (trained and step.name == "train"):
+                    print("    alignkit " + shlex.join(step.argv))
 
 
 def run_points(points: list[Point], out: Path, jobs: int) -> list[dict[str, Any]]:

@@ -151,10 +151,10 @@ class TrainConfig:
     step_in_backward: bool = opt(True, "Without clipping (--max-grad-norm 0) or --grad-accum, on one process: step "
                                  "each parameter as its gradient completes and free it (less memory, the same "
                                  "update); --no-step-in-backward steps after the backward.")
-    sparse_embedding_grad: bool = opt(True, "Where the input embedding is the LM head's weight (tied), on one "
-                                      "process: add the lookup's gradient row by row into the LM head's instead of "
-                                      "as a dense vocabulary-sized tensor (less peak memory, the same gradient); "
-                                      "--no-sparse-embedding-grad builds it densely.")
+    sparse_embedding_grad: bool = opt(True, "Where the input embedding is the LM head's weight (tied) and "
+                                      "parameters are whole (not FSDP/DeepSpeed): add the lookup's gradient row by "
+                                      "row into the LM head's instead of as a dense vocabulary-sized tensor (less "
+                                      "peak memory, the same gradient); --no-sparse-embedding-grad builds it densely.")
     save_steps: int = opt(0, "Write a checkpoint every N steps (0: only at the end).", min=0)
     eval_split: float = opt(0.0, "Fraction of the data held out for evaluation.", mode="pairwise", min=0,
                              below=1)

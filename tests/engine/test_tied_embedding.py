@@ -83,17 +83,18 @@ def test_accumulated_backwards_add_every_lookup_once():
     assert torch.allclose(w_plain, w_fast, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("case", ["untied", "off", "two processes", "sharded", "frozen", "scaled subclass"])
-def test_it_engages_only_on_a_plain_trainable_tied_lookup_on_one_process(case):
+@pytest.mark.parametrize("case", ["untied", "off", "sharded", "frozen", "scaled subclass"])
+def test_it_engages_only_on_a_plain_trainable_tied_lookup_with_whole_parameters(case):
     model = tiny_model(tied=case != "untied")
     cfg = SimpleNamespace(sparse_embedding_grad=case != "off")
-    dist = SimpleNamespace(world=2 if case == "two processes" else 1, sharded=case == "sharded")
+    dist = SimpleNamespace(world=2, sharded=case == "sharded")  # DDP (2 whole copies) engages: see test_distributed
     if case == "frozen":
         model.get_input_embeddings().weight.requires_grad_(False)
     if case == "scaled subclass":  # e.g. Gemma's embedding, which scales its output in a forward of its own
         model.get_input_embeddings().__class__ = type("Scaled", (torch.nn.Embedding,), {})
     assert RowEmbeddingGrad.where_exact(model, cfg, dist) is None
     assert RowEmbeddingGrad.where_exact(tiny_model(tied=True), ON, ONE) is not None
+    assert RowEmbeddingGrad.where_exact(tiny_model(tied=True), ON, SimpleNamespace(world=2, sharded=False))
 
 
 @pytest.fixture(scope="module")

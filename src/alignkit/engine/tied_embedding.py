@@ -17,9 +17,12 @@ fp32). A backward in which the LM head gives the weight no gradient still gets t
 backward.
 
 Where it engages: a plain nn.Embedding (no max_norm, scale_grad_by_freq or sparse; subclasses such as Gemma's
-scaled embedding keep their own forward) whose weight is the LM head's and trains, on one unsharded process (DDP
-reduces .grad in hooks of its own, FSDP2 and DeepSpeed own the gradients). `--no-sparse-embedding-grad` runs the
-plain twin; tests/engine/test_tied_embedding.py checks the two give the same gradients and weights.
+scaled embedding keep their own forward) whose weight is the LM head's and trains, unsharded: one process or DDP
+(a tensor's post-accumulate-grad hooks run inside its AccumulateGrad node, before the node's own post hooks, where
+DDP's reducer marks the gradient ready to average, so DDP averages the whole gradient), not FSDP2 or DeepSpeed,
+which own the gradients. `--no-sparse-embedding-grad` runs the plain twin; tests/engine/test_tied_embedding.py
+checks the two give the same gradients and weights, tests/engine/test_distributed.py that 2 DDP processes train
+what one does.
 """
 from __future__ import annotations
 
@@ -65,9 +68,9 @@ class RowEmbeddingGrad:
 
     @classmethod
     def where_exact(cls, model: Any, cfg: Any, dist: Any) -> RowEmbeddingGrad | None:
-        """Installed where the model's input embedding is a plain lookup of its trainable LM head's weight and one
-        unsharded process trains (see the module docstring), else None."""
-        if not cfg.sparse_embedding_grad or dist.world != 1 or dist.sharded:
+        """Installed where the model's input embedding is a plain lookup of its trainable LM head's weight and the
+        parameters are whole on every process (see the module docstring), else None."""
+        if not cfg.sparse_embedding_grad or dist.sharded:
             return None
         embedding, head = model.get_input_embeddings(), model.get_output_embeddings()
         plain = (type(embedding) is torch.nn.Embedding and embedding.max_norm is None

@@ -1,5 +1,6 @@
 """The fast paths on a CUDA device against their plain twins (skipped without CUDA): the shared-prompt forward in
-fp32 and in bf16, and shared prefill in sampling, on a Qwen2-shaped random model with a 32k vocabulary.
+fp32 and in bf16, shared prefill in sampling, and the tied embedding's row-wise gradient under bf16 autocast (fp32
+master weights, as full fine-tuning runs), on a Qwen2-shaped random model with a 32k vocabulary.
 
 Tolerances: fp32 as on the CPU (per-token log-probs to 1e-4); bf16 per-token log-probs to 0.1 and the summed
 log-probs of a response to 2 % of their size (bf16 keeps 8 bits of mantissa: two layouts round differently).
@@ -64,3 +65,34 @@ def test_shared_prefill_on_cuda():
     fast = sample({"policy": model}, tokenizer, rows, SampleDecoder(), SamplingSettings(), share_prompts=True,
                   **kwargs)
     assert fast.token_ids == plain.token_ids
+
+
+def test_tied_embedding_rows_on_cuda_under_bf16_autocast():
+    """The same gradients as autograd's dense embedding backward (both add the same fp32 rows, in another order),
+    and at least one (V, D) fp32 tensor less at the backward's peak."""
+    import copy
+    from types import SimpleNamespace
+
+    from alignkit.data.collate import collate_pairs
+    from alignkit.engine.logprobs import pair_logprobs
+    from alignkit.engine.tied_embedding import RowEmbeddingGrad
+
+    plain = qwen_like(torch.float32).train()
+    fast = copy.deepcopy(plain)
+    assert RowEmbeddingGrad.where_exact(fast, SimpleNamespace(sparse_embedding_grad=True),
+                                        SimpleNamespace(world=1, sharded=False)) is not None
+    batch = {k: v.to("cuda") for k, v in collate_pairs(pairs(), 0).items()}
+    peaks = []
+    for model in (plain, fast):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = pair_logprobs(model, batch)
+            loss = -torch.nn.functional.logsigmoid(0.1 * (out["chosen"] - out["rejected"])).sum()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        loss.backward()
+        torch.cuda.synchronize()
+        peaks.append(torch.cuda.max_memory_allocated())
+    for p, q in zip(plain.parameters(), fast.parameters()):
+        assert ((p.grad - q.grad).abs().max() / p.grad.abs().max()).item() < 1e-5
+    weight = plain.get_input_embeddings().weight
+    assert peaks[0] - peaks[1] >= 0.9 * weight.numel() * 4, peaks

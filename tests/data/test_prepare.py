@@ -180,3 +180,22 @@ def test_unreachable_hub_id_is_one_user_error(tokenizer):
     # Tests run with HF_HUB_OFFLINE=1 (tests/conftest.py): the Hub path must fail in one readable line.
     with pytest.raises(UserError, match="cannot load 'nobody/nothing-here' from the Hugging Face Hub"):
         run(tokenizer, "nobody/nothing-here")
+
+
+def test_training_data_prepared_in_memory_never_imports_datasets(tokenizer_dir, tokenizer, fixtures):
+    """train on a raw file reads plain columns: no datasets, pyarrow or pandas (0.1 GiB of RSS, half a second); the
+    columns are the values `alignkit prepare` saves as Arrow."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom transformers import AutoTokenizer\nfrom alignkit.data.load import load_prepared\n"
+            f"rows = load_prepared({str(fixtures / 'standard.jsonl')!r}, "
+            f"AutoTokenizer.from_pretrained({str(tokenizer_dir)!r}), 'pairwise')\n"
+            "print(len(rows), rows['source_index'], sorted(m for m in ('datasets', 'pyarrow', 'pandas') "
+            "if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "3 [0, 1, 8] []"
+    result = run(tokenizer, fixtures / "standard.jsonl")
+    assert result.columns.column_names == result.dataset.column_names
+    for column in result.columns.column_names:
+        assert result.columns[column] == result.dataset[column], column

@@ -13,10 +13,11 @@ from alignkit.errors import UserError
 
 def load_prepared(spec: str, tokenizer: Any, kind: str, max_length: int | None = None,
                   max_prompt_length: int | None = None) -> Any:
-    """A `datasets.Dataset` of canonical rows of `kind` ('pairwise' or 'prompt') for `tokenizer`.
+    """Canonical rows of `kind` ('pairwise' or 'prompt') for `tokenizer`, read by column (len, ["column"]).
 
-    A folder with manifest.json is loaded as is, after checking its kind and tokenizer hash; anything else (a raw
-    file, a Hub id, toy:prefs / toy:prompts) is prepared in memory and one line says how many rows were kept.
+    A folder with manifest.json is loaded as is (a `datasets.Dataset`), after checking its kind and tokenizer hash;
+    anything else (a raw file, a Hub id, toy:prefs / toy:prompts) is prepared in memory (plain lists,
+    alignkit.data.prepare.Columns) and one line says how many rows were kept.
     """
     folder = Path(spec)
     if (folder / "manifest.json").is_file():
@@ -46,7 +47,7 @@ def load_prepared(spec: str, tokenizer: Any, kind: str, max_length: int | None =
     reasons = ", ".join(f"{n} {r}" for r, n in c["rejected_by_reason"].items())
     print(f"prepared {spec}: {c['kept']} of {c['read']} rows kept, {c['rejected']} rejected"
           + (f" ({reasons})" if reasons else ""))
-    return result.dataset
+    return result.columns
 
 
 def source_identity(spec: str, split: str = "train") -> str:

@@ -68,9 +68,9 @@ def test_offline_quality_constraint_moves_toward_its_closed_form_on_on_policy_pa
 
 ONLINE = ["--online", "--max-steps", "400", "--lr-schedule", "constant", "--max-new-tokens", "16"]
 # The paper's claim with trained policies: three online runs that end at the same expected reward (the commands
-# of the table in docs/algorithms/qempo.md; measured E[r] on the grammar 0.867 / 0.859 / 0.866, entropy
-# 4.156 / 4.118 / 3.954 nats; in seeds 1 and 2 kl − DPO stays 0.15 to 0.17 nats, but the quality run misses the
-# matched reward: 0.845 in seed 1, and in seed 2 0.869, 0.02 nats below kl).
+# of the table in docs/algorithms/qempo.md; measured E[r] on the grammar 0.864 / 0.855 / 0.865, entropy
+# 4.180 / 4.131 / 3.952 nats; in seeds 1 and 2 kl − DPO stays 0.12 to 0.13 nats, but the quality run misses the
+# matched reward: 0.841 in seed 1, and in seed 2 0.879, 0.06 nats below kl).
 MATCHED = {
     "quality": ["qempo", "--tau", "0.125", "--min-reward", "0.85", "--learning-rate", "3e-4"],
     "kl": ["qempo", "--constraint", "kl", "--beta", "0.1", "--min-reward", "0.85", "--learning-rate", "5e-4"],
@@ -100,24 +100,30 @@ def test_trained_policies_at_matched_reward_keep_the_entropy_order(tmp_path, wor
 
 
 def test_online_min_reward_holds_the_reward_and_beats_dpo_entropy(tmp_path, world):
-    """Online, KL constraint (γ = 0.5), dual ascent on λ toward a mean reward of 0.85, 200 steps of 64 samples.
-    Measured on the grammar: E[r] 0.860 with entropy 4.08, where DPO's optimum π_ref exp(λ r) at the same
-    expected reward has 3.99 (and the KL-constrained optimum 4.18)."""
-    out = tmp_path / "online"
-    result = CliRunner().invoke(build_app(), [
-        "train", "qempo", "--online", "--constraint", "kl", "--beta", "0.1", "--min-reward", "0.85",
-        "--max-steps", "200", "--learning-rate", "1e-3", "--lr-schedule", "constant", "--max-new-tokens", "16",
-        "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    exact = json.loads((out / "exact.json").read_text())["after"]
-    assert exact["expected_reward"] == pytest.approx(0.85, abs=0.05)
-    figures = world.figures(trained(out, world))
-    assert figures["expected_reward"] == pytest.approx(0.85, abs=0.05)
-    dpo = world.figures(world.optimum("dpo", world.match_reward("dpo", figures["expected_reward"])))
-    assert dpo["expected_reward"] == pytest.approx(figures["expected_reward"], abs=1e-6)
-    assert figures["entropy"] > dpo["entropy"] + 0.04, (figures, dpo)
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert rows[0]["lambda"] == pytest.approx(20.0) and abs(rows[-1]["lambda"] - 20.0) > 5  # dual ascent moved λ
+    """Online, KL constraint (γ = 0.5), dual ascent on λ toward a mean reward of 0.85, 200 steps of 64 samples, three
+    seeds. Each run's entropy is compared with DPO's optimum π_ref exp(λ r) at that run's own expected reward.
+    Measured (E[r], entropy - DPO's): seeds 0-3 give (0.860, +0.027), (0.845, +0.119), (0.864, +0.074), (0.864,
+    +0.068); with the dense embedding gradient, the same runs up to float order, (0.860, +0.087), (0.849, +0.073),
+    (0.860, +0.084). One sampled trajectory moves by ±0.04 nats when a float's last bit does, so the claim is
+    checked on the mean of three seeds, and every seed must beat DPO."""
+    margins = []
+    for seed in (0, 1, 2):
+        out = tmp_path / f"online-{seed}"
+        result = CliRunner().invoke(build_app(), [
+            "train", "qempo", "--online", "--constraint", "kl", "--beta", "0.1", "--min-reward", "0.85",
+            "--max-steps", "200", "--learning-rate", "1e-3", "--lr-schedule", "constant", "--max-new-tokens", "16",
+            "--seed", str(seed), "--output", str(out)])
+        assert result.exit_code == 0, result.output
+        exact = json.loads((out / "exact.json").read_text())["after"]
+        assert exact["expected_reward"] == pytest.approx(0.85, abs=0.05)
+        figures = world.figures(trained(out, world))
+        assert figures["expected_reward"] == pytest.approx(0.85, abs=0.05)
+        dpo = world.figures(world.optimum("dpo", world.match_reward("dpo", figures["expected_reward"])))
+        assert dpo["expected_reward"] == pytest.approx(figures["expected_reward"], abs=1e-6)
+        margins.append(figures["entropy"] - dpo["entropy"])
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        assert rows[0]["lambda"] == pytest.approx(20.0) and abs(rows[-1]["lambda"] - 20.0) > 5  # dual ascent moved λ
+    assert min(margins) > 0 and sum(margins) / len(margins) > 0.04, margins
 
 
 def test_closed_forms_order_entropy_at_matched_reward(world):

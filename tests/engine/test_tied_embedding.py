@@ -83,6 +83,23 @@ def test_accumulated_backwards_add_every_lookup_once():
     assert torch.allclose(w_plain, w_fast, atol=1e-6, rtol=1e-5)
 
 
+def test_a_deep_copy_looks_up_its_own_weight_densely():
+    """A snapshot of the policy taken after the install (the toy world's start model, a plugin's copy) must keep
+    its own weights: with a copied closure its lookups read the training weight (its exact KL moved 1.41 -> 1.33)."""
+    model = tiny_model(tied=True).train()
+    RowEmbeddingGrad.where_exact(model, ON, ONE)
+    snapshot = copy.deepcopy(model)
+    ids = ids_with_pads()
+    before = snapshot(input_ids=ids).logits.detach()
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(3.0)  # training moves the original
+    assert torch.equal(snapshot(input_ids=ids).logits.detach(), before)
+    plain = tiny_model(tied=True).train()
+    assert "embedding_dense_backward.default" in backward(snapshot, ids)  # the copy is a plain lookup
+    backward(plain, ids)
+    assert torch.allclose(snapshot.lm_head.weight.grad, plain.lm_head.weight.grad, atol=1e-6)
+
+
 @pytest.mark.parametrize("case", ["untied", "off", "sharded", "frozen", "scaled subclass"])
 def test_it_engages_only_on_a_plain_trainable_tied_lookup_with_whole_parameters(case):
     model = tiny_model(tied=case != "untied")

@@ -49,6 +49,18 @@ class _Lookup(torch.autograd.Function):
         return None, None, None
 
 
+class _RowGradEmbedding(torch.nn.Embedding):
+    """nn.Embedding whose lookup goes through _Lookup where RowEmbeddingGrad was installed on it. A deep copy of the
+    model (a frozen start, a plugin's snapshot) gets None for the installation, so it looks up as a plain
+    nn.Embedding with its own weight (a copied closure would have kept looking up the original's)."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = self.__dict__.get("_row_grad")
+        if rows is None or not (torch.is_grad_enabled() and self.weight.requires_grad):
+            return super().forward(ids)  # sampling, reference passes, copies: nothing to change
+        return _Lookup.apply(ids, self.weight, rows)
+
+
 class RowEmbeddingGrad:
     """Routes the lookup of `embedding` (tied to the LM head) through _Lookup and adds its rows into .grad."""
 
@@ -57,14 +69,11 @@ class RowEmbeddingGrad:
         self.weight = embedding.weight
         self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # this backward's (ids (N,), rows (N, D))
         self.weight.register_post_accumulate_grad_hook(lambda _: self.flush())
-        plain_forward = embedding.forward
+        embedding._row_grad = self
+        embedding.__class__ = _RowGradEmbedding  # the same module, state dict and weight; another forward
 
-        def forward(ids: torch.Tensor) -> torch.Tensor:
-            if not (torch.is_grad_enabled() and self.weight.requires_grad):
-                return plain_forward(ids)  # sampling, reference passes: no graph, nothing to change
-            return _Lookup.apply(ids, self.weight, self)
-
-        embedding.forward = forward
+    def __deepcopy__(self, memo: dict) -> None:
+        return None  # a copied model's embedding is a plain lookup of its own weight (no hook was put on it)
 
     @classmethod
     def where_exact(cls, model: Any, cfg: Any, dist: Any) -> RowEmbeddingGrad | None:

@@ -38,7 +38,7 @@ PAIR_SETS = {"toy:prefs": BASE_SHARE, "toy:prefs-onpolicy": 0.0}
 # model of the toy world (exact evaluation applies), and the toy models want training defaults of their own: they
 # are 85k parameters, so TRL's learning rate of 1e-6 would not move them; online, 400 constant-rate steps of
 # 16-token samples let a --min-reward target anywhere between toy:base's 0.34 and toy:instruct's 0.80 be reached
-# (measured: targets 0.5 and 0.7 from toy:base end at exact E[r] 0.494 and 0.688; 3 epochs over 8 prompts would
+# (measured: targets 0.5 and 0.7 from toy:base end at exact E[r] 0.488 and 0.706; 3 epochs over 8 prompts would
 # be 3 steps).
 MODEL_INFO = {"world": "toy", "defaults": {
     "train": {"learning_rate": 0.0003},

@@ -182,6 +182,7 @@ def test_unreachable_hub_id_is_one_user_error(tokenizer):
         run(tokenizer, "nobody/nothing-here")
 
 
+@pytest.mark.slow  # a fresh interpreter importing transformers: 3 s
 def test_training_data_prepared_in_memory_never_imports_datasets(tokenizer_dir, tokenizer, fixtures):
     """train on a raw file reads plain columns: no datasets, pyarrow or pandas (0.1 GiB of RSS, half a second); the
     columns are the values `alignkit prepare` saves as Arrow."""

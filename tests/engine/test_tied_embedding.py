@@ -119,6 +119,7 @@ def tied_dir(tmp_path_factory):
     return save_tiny(tmp_path_factory.mktemp("tiny-tied"), tied=True)
 
 
+@pytest.mark.slow  # two whole training runs each
 @pytest.mark.parametrize("setting", [dict(max_grad_norm=0.0),  # steps inside the backward: the hook comes first
                                      dict(max_grad_norm=1.0, grad_accum=2)])
 def test_a_run_equals_its_dense_twin(tied_dir, tmp_path, monkeypatch, setting):

@@ -38,6 +38,7 @@ def pairs(n=8, seed=0):
 def test_shared_prompt_forward_on_cuda(dtype, token_tol, sum_rel):
     from alignkit.data.collate import collate_pairs
     from alignkit.engine.logprobs import pair_logprobs, response_logprobs
+    from alignkit.engine.packing import default_layout, shared_prompt_logprobs
 
     model = qwen_like(dtype)
     batch = {k: v.to("cuda") for k, v in collate_pairs(pairs(), 0).items()}
@@ -46,7 +47,10 @@ def test_shared_prompt_forward_on_cuda(dtype, token_tol, sum_rel):
         plain, _ = response_logprobs(model, batch, shared_prompt=False)
         assert (fast - plain)[mask].abs().max().item() < token_tol
         sums = [pair_logprobs(model, batch, shared_prompt=s)["chosen"] for s in (True, False)]
+        packed, _ = shared_prompt_logprobs(model, batch, layout="packed")  # rows is the default on a GPU
     assert ((sums[0] - sums[1]).abs() / sums[1].abs()).max().item() < sum_rel
+    assert default_layout(model) == "rows"
+    assert (packed - plain)[mask].abs().max().item() < token_tol
 
 
 def test_shared_prefill_on_cuda():

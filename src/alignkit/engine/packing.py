@@ -10,6 +10,10 @@ once per response and pads every row to the longest; this one computes it once p
 runs the LM head only at the positions that predict a response token (the prompt's last token predicts the first
 token of every response), so an (M, V) block of logits replaces (R, L, V).
 
+On a CPU (PACKED_DEVICES) the model is fed the same rows with their pads taken out, one row of real tokens, and
+only attention sees the padded rows (alignkit.engine.segments): the same log-probs bit for bit, without the pads'
+matmuls.
+
 The result is exactly what the concatenated forward returns, (logps (R, T), mask (R, T)) over the batch's rows;
 that path stays as the plain twin (`--no-shared-prompt`), and tests/engine/test_packing.py checks the two agree
 to 1e-5 in fp32. Models whose attention takes no custom 4D mask (flash-attention, flex) use the plain path.
@@ -22,7 +26,12 @@ from typing import Any
 
 import torch
 
+from alignkit.engine.segments import Segments, segment_forward, supports
+
 MASKS = ("sdpa", "eager")  # attention implementations that read a custom (G, 1, L, L) mask as it is given
+# Devices where the packed row is the default: on a CPU a pad position costs the matmuls a token costs. On a GPU
+# the rows stay the default until a GPU benchmark has measured the packed row there (benchmarks/gpu.sh).
+PACKED_DEVICES = ("cpu",)
 
 
 def supports_shared_prompt(model: Any) -> bool:
@@ -31,25 +40,27 @@ def supports_shared_prompt(model: Any) -> bool:
     return getattr(config, "_attn_implementation", None) in MASKS
 
 
-def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor],
-                           chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk: int = 1024,
+                           layout: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token response log-probs of a collated batch (data/collate.py: input_ids, prompt_lengths,
     response_lengths, and groups, the rows sharing one prompt) through the shared-prompt layout.
 
-    Returns (logps (R, T) fp32, mask (R, T) bool) as response_logprobs does.
+    layout: "rows" (a row per prompt, padded to the longest) or "packed" (the same rows with the pads left out of
+    the model's input: alignkit.engine.segments; rows where the model's attention does not take it); None picks
+    `default_layout(model)`. Returns (logps (R, T) fp32, mask (R, T) bool) as response_logprobs does.
     """
     input_ids = batch["input_ids"]  # (R, L0), each row prompt + response, right padded
     prompt_len, resp_len = batch["prompt_lengths"].tolist(), batch["response_lengths"].tolist()
-    layout = _groups(batch["groups"].tolist())  # [[rows sharing a prompt], …] in order of first appearance
+    blocks = _groups(batch["groups"].tolist())  # [[rows sharing a prompt], …] in order of first appearance
     device = input_ids.device
-    width = max(prompt_len[rows[0]] + sum(resp_len[r] for r in rows) for rows in layout)
-    G = len(layout)
+    width = max(prompt_len[rows[0]] + sum(resp_len[r] for r in rows) for rows in blocks)
+    G = len(blocks)
     ids = torch.zeros((G, width), dtype=torch.long, device=device)  # (G, L); pads are masked, any id will do
     pos = torch.zeros((G, width), dtype=torch.long, device=device)  # (G, L) position ids
     part = torch.full((G, width), -1, dtype=torch.long, device=device)  # (G, L): 0 prompt, j+1 response j, -1 pad
     keep = torch.zeros((G, width), dtype=torch.bool, device=device)  # (G, L) positions whose logits are needed
     predictors: list = [None] * len(resp_len)  # per row: flat (G·L) index of the position predicting each token
-    for g, rows in enumerate(layout):
+    for g, rows in enumerate(blocks):
         p = prompt_len[rows[0]]
         ids[g, :p], pos[g, :p], part[g, :p] = input_ids[rows[0], :p], torch.arange(p, device=device), 0
         keep[g, p - 1] = True
@@ -67,7 +78,15 @@ def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor],
     at_flat = torch.cat(predictors)  # (N,), rows in batch order, as the (R, T) mask's True entries
     labels = torch.cat([input_ids[r, prompt_len[r]:prompt_len[r] + n] for r, n in enumerate(resp_len)])  # (N,)
 
-    logits = _forward(model, ids, pos, _block_mask(part, model), keep)  # (M, V): the kept positions, row-major
+    logits = None
+    if (layout or default_layout(model)) == "packed":  # the same rows, their pads left out of the model's input
+        index = (part >= 0).flatten().nonzero().squeeze(1)  # (N,) the real positions, row-major
+        segments = Segments(index, G, width, _block_mask(part, model))
+        packed = [x.flatten()[index][None] for x in (ids, pos, keep)]  # (1, N) each
+        logits = segment_forward(functools.partial(_forward, model, *packed), _inner(model), segments)
+    if logits is None:  # the rows layout, or a model whose attention did not take the blocks
+        logits = _forward(model, ids, pos, keep, attention_mask=_block_mask(part, model))
+    # (M, V): the kept positions in row-major order, which the packed row keeps
     kept_row = keep.flatten().cumsum(0) - 1  # (G·L,) flat position -> its row in logits
     at = kept_row[at_flat]  # (N,)
     lse = torch.cat([torch.logsumexp(logits[s:s + chunk].float(), dim=-1)
@@ -78,6 +97,13 @@ def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor],
     mask = t[None, :] < batch["response_lengths"][:, None]  # (R, T)
     logps = torch.zeros(mask.shape, dtype=torch.float32, device=device).masked_scatter(mask, picked)
     return logps, mask
+
+
+def default_layout(model: Any) -> str:
+    """"packed" where segments.supports the model and it runs on a device in PACKED_DEVICES, else "rows"."""
+    inner = _inner(model)
+    on = next(inner.parameters()).device.type
+    return "packed" if on in PACKED_DEVICES and supports(inner) else "rows"
 
 
 def _groups(group_of_row: list[int]) -> list[list[int]]:
@@ -103,11 +129,12 @@ def _block_mask(part: torch.Tensor, model: Any) -> torch.Tensor:
     return torch.zeros(allow.shape, dtype=dtype, device=part.device).masked_fill(~allow, torch.finfo(dtype).min)
 
 
-def _forward(model: Any, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+def _forward(model: Any, ids: torch.Tensor, pos: torch.Tensor, keep: torch.Tensor, **inputs: Any) -> torch.Tensor:
     """Logits at the kept positions only, (M, V): through `logits_to_keep` where the model takes a boolean one
-    (the LM head then runs on M positions), else sliced out of the full logits."""
+    (the LM head then runs on M positions), else sliced out of the full logits. `inputs`: the attention mask,
+    and the blocks for alignkit.engine.segments."""
     extra = {"logits_to_keep": keep} if _takes_boolean_logits_to_keep(model) else {}
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, **extra).logits
+    logits = model(input_ids=ids, position_ids=pos, use_cache=False, **extra, **inputs).logits
     return logits[keep] if logits.dim() == 3 else logits
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,8 +70,8 @@ def supports(model: Any) -> bool:
             and not checkpointing)
 
 
-def segment_forward(call: Any, model: Any, segments: Segments, **inputs: Any) -> Any:
-    """`call(attention_mask=placeholder, alignkit_segments=segments, **inputs)` with this module's attention
+def segment_forward(call: Any, model: Any, segments: Segments) -> Any:
+    """`call(attention_mask=placeholder, alignkit_segments=segments)` with this module's attention
     selected on `model` (the unwrapped transformers model that `call` runs); its output, or None where the model's
     attention layers did not all use the blocks (then nothing of the output may be used)."""
     _register()
@@ -78,7 +79,7 @@ def segment_forward(call: Any, model: Any, segments: Segments, **inputs: Any) ->
     placeholder = torch.full((1, 1, 1, 1), float("nan"), dtype=next(model.parameters()).dtype,
                              device=segments.mask.device).expand(1, 1, n, n)  # no memory: a stride-0 view
     with _implementation(model.config, NAME):
-        out = call(attention_mask=placeholder, **{KEYWORD: segments}, **inputs)
+        out = call(attention_mask=placeholder, **{KEYWORD: segments})
     if segments.calls != getattr(model.config, "num_hidden_layers", None):
         _unsupported.add(type(model))
         return None
@@ -100,6 +101,7 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
     return segments.pack(out), None
 
 
+@functools.cache
 def _register() -> None:
     from transformers import AttentionInterface
 

@@ -11,7 +11,8 @@ Peak memory is each process's maximum RSS (GNU time). alignkit runs twice: its d
 plain concatenated twin (--no-shared-prompt), TRL's layout. Then both again without gradient clipping (alignkit's
 --max-grad-norm 0, TRL's max_grad_norm=0), where alignkit steps each parameter inside the backward and frees its
 gradient. Prints seconds a step, peak RSS and the ratios against the TRL run with the same clipping.
---defaults-only runs only the first pair (TRL and alignkit with their defaults).
+--release-memory is the default run handing glibc's free heap pages back to the system during each backward.
+--defaults-only runs only TRL and alignkit with their defaults, and alignkit --release-memory.
 """
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch", type=int, default=BATCH, help="pairs a step on both sides (the data has 20)")
     parser.add_argument("--defaults-only", action="store_true",
-                        help="only TRL and alignkit with their defaults (no plain twin, no runs without clipping)")
+                        help="only TRL and alignkit with their defaults, and alignkit --release-memory (no plain twin, "
+                             "no runs without clipping)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     model, b = smollm2_dir(), args.batch
@@ -100,13 +102,16 @@ def main() -> None:
         runs = [
             ("TRL DPOTrainer", lambda out, n: trl_command(model, out, n, batch=b), "TRL DPOTrainer"),
             ("alignkit", lambda out, n: alignkit_command(model, out, n, batch=b), "TRL DPOTrainer"),
+            # the same run handing glibc's free heap pages back during each backward (engine/heap.py)
+            ("alignkit --release-memory",
+             lambda out, n: alignkit_command(model, out, n, "--release-memory", batch=b), "TRL DPOTrainer"),
             ("alignkit --no-shared-prompt",
              lambda out, n: alignkit_command(model, out, n, "--no-shared-prompt", batch=b), "TRL DPOTrainer"),
             # both without clipping: alignkit then steps each parameter inside the backward
             ("TRL max_grad_norm=0", lambda out, n: trl_command(model, out, n, 0.0, batch=b), "TRL max_grad_norm=0"),
             ("alignkit --max-grad-norm 0",
              lambda out, n: alignkit_command(model, out, n, "--max-grad-norm", "0", batch=b), "TRL max_grad_norm=0"),
-        ][:2 if args.defaults_only else None]
+        ][:3 if args.defaults_only else None]
         results = {name: per_step(make, args.steps, work) for name, make, _ in runs}
     peers = {name: results[peer] for name, _, peer in runs}
     print(f"DPO, SmolLM2-135M-Instruct, fp32 CPU, batch {b}, {args.steps} vs 1 steps "

@@ -31,6 +31,7 @@ from alignkit.data.load import source_identity
 from alignkit.data.sources import missing
 from alignkit.engine import checkpoint, run_folder
 from alignkit.engine.distributed import Dist, make_accelerator
+from alignkit.engine.heap import HeapRelease
 from alignkit.engine.models import add_lora, load_model, load_tokenizer, pick_device, pick_dtype
 from alignkit.engine.step_in_backward import StepInBackward
 from alignkit.engine.stopping import StopRequest
@@ -88,6 +89,8 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     params = [p for p in model.parameters() if p.requires_grad]
     # where it is exact (no clipping, no accumulation, one process), AdamW steps each parameter inside the backward
     stepper = StepInBackward.where_exact(optimizer, params, cfg, dist)
+    # --release-memory: glibc's free heap pages go back to the system as the backward frees activations
+    release = HeapRelease.where_useful(params, cfg, dist)
 
     # ---- the work: what a micro-batch reads and how it becomes losses (reference log-probs are computed here,
     # before a resumed checkpoint replaces the starting weights, which may be the reference)
@@ -151,6 +154,8 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
                 optimizer.step()  # a no-op after a step in the backward: no parameter holds a gradient
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                if release is not None:
+                    release.after_step()  # the freed gradients' pages, before the forward lands around them
                 step += 1
 
                 # ---- log (every step's finish runs: it may update the work, e.g. dual ascent), checkpoint

@@ -1,5 +1,6 @@
 """Reading raw rows: one reader per kind of source (.jsonl, .json, .csv, .parquet, a save_to_disk folder, a Hub
-id; `toy:prefs` is resolved to its file first) behind `open_source(spec, split, limit)`.
+id; `toy:prefs` is resolved to its file first) behind `open_source(spec, split, limit)`. The text formats' readers
+are here; the typed ones (.parquet, save_to_disk, the Hub) in alignkit.data.typed_sources.
 
 Every row read is yielded as a `RawRow` in source order, readable (`row`) or not (`error`, with the 1-based line in
 a text file), so that rows read = kept + rejected, always: invalid UTF-8 on a line, a lone surrogate escape, a
@@ -64,11 +65,14 @@ def resolve_spec(spec: str) -> str:
 
 
 def open_source(spec: str, split: str = "train", limit: int | None = None) -> Source:
+    from alignkit.data import typed_sources  # the Arrow-backed readers (it imports this module's rows)
+
     path = Path(resolve_spec(spec))
     if path.is_dir():
-        rows = _read_saved(path, split)
+        rows = typed_sources.read_saved(path, split)
     elif path.is_file():
-        readers = {".jsonl": read_json_lines, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
+        readers = {".jsonl": read_json_lines, ".json": _read_json, ".csv": _read_csv,
+                   ".parquet": typed_sources.read_parquet}
         reader = readers.get(path.suffix.lower())
         if reader is None:
             raise UserError(f"cannot read '{spec}': expected a {', '.join(FILE_SUFFIXES)} file, a save_to_disk "
@@ -77,7 +81,7 @@ def open_source(spec: str, split: str = "train", limit: int | None = None) -> So
     elif missing(spec):
         raise UserError(f"'{spec}' does not exist")
     else:
-        rows = _read_hub(spec, split)
+        rows = typed_sources.read_hub(spec, split)
     return Source(spec, _limited(rows, limit))
 
 
@@ -338,65 +342,3 @@ def _csv_records(lines: list[str]) -> Iterator[tuple[int, int, list[str] | None,
         start, done = base + done + 1, reader.line_num
         if cells and not (len(cells) == 1 and not cells[0].strip()):
             yield start, base + done, cells, None
-
-
-# ----------------------------------------------------------------------------------------------------------
-# .parquet, save_to_disk folders and the Hub: typed columns, so only undecodable strings can be bad
-
-
-def _read_parquet(path: Path) -> Iterator[RawRow]:
-    import pyarrow.parquet
-
-    try:
-        batches = pyarrow.parquet.ParquetFile(path).iter_batches()
-        index = 0
-        for batch in batches:
-            try:
-                rows: list[dict | None] = batch.to_pylist()
-            except UnicodeDecodeError:  # a string column with bad bytes: convert row by row to find them
-                rows = [_parquet_row(batch, i) for i in range(batch.num_rows)]
-            for row in rows:
-                yield RawRow(index, row) if row is not None else \
-                    RawRow(index, None, INVALID_UTF8, "a string holds bytes that are not UTF-8")
-                index += 1
-    except (OSError, ValueError) as exc:  # pyarrow's errors for a file that is not (valid) parquet subclass these
-        raise UserError(f"cannot read '{path}': {str(exc).splitlines()[0]}") from exc
-
-
-def _parquet_row(batch: Any, i: int) -> dict | None:
-    try:
-        return batch.slice(i, 1).to_pylist()[0]
-    except UnicodeDecodeError:
-        return None
-
-
-def _iter_dataset(dataset: Any) -> Iterator[RawRow]:
-    for index, row in enumerate(dataset):
-        yield RawRow(index, dict(row))
-
-
-def _read_saved(path: Path, split: str) -> Iterator[RawRow]:
-    if (path / "manifest.json").is_file():
-        raise UserError(f"'{path}' is already a prepared data set (it has manifest.json)")
-    import datasets
-
-    try:
-        loaded = datasets.load_from_disk(str(path))
-    except (FileNotFoundError, ValueError) as exc:
-        raise UserError(f"'{path}' is not a datasets save_to_disk folder: {str(exc).splitlines()[0]}") from exc
-    if isinstance(loaded, datasets.DatasetDict):
-        if split not in loaded:
-            raise UserError(f"'{path}' has no split '{split}' (it has {', '.join(loaded)}); use --split")
-        loaded = loaded[split]
-    return _iter_dataset(loaded)
-
-
-def _read_hub(spec: str, split: str) -> Iterator[RawRow]:
-    import datasets
-
-    try:
-        dataset = datasets.load_dataset(spec, split=split)
-    except Exception as exc:  # offline, unknown id, unknown split: all one message for the user
-        raise UserError(f"cannot load '{spec}' from the Hugging Face Hub (split '{split}'): "
-                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-    return _iter_dataset(dataset)

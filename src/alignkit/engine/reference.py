@@ -23,6 +23,7 @@ import torch
 from alignkit.data.collate import collate_pairs
 from alignkit.engine.logprobs import pair_logprobs, response_logprobs
 from alignkit.engine.models import freeze, load_model
+from alignkit.engine.onednn_linear import OneDnnLinear
 
 
 def fingerprint(ref_spec: str, dtype: str, pairs: list[dict], transforms: list[tuple[Any, Any]]) -> str:
@@ -154,6 +155,7 @@ def make_reference(ctx: Any, needed: bool, mode: str) -> Reference:
         # Before the first update the policy is the reference: no second copy is loaded.
         return reference(policy, lambda: frozen_pass(policy))
     ref = freeze(load_model(cfg.ref_model or cfg.model, cfg.dtype, "cpu")).to(ctx.device)
+    OneDnnLinear.install(ref, cfg.onednn, ctx.device, lambda _: None, ctx.dist.sharded)  # the policy said any note
     if ctx.dist.sharded:
         ref = ctx.dist.accelerator.prepare_model(ref, evaluation_mode=True)
     return reference(ref, torch.no_grad)

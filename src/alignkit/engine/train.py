@@ -33,6 +33,7 @@ from alignkit.engine import checkpoint, run_folder
 from alignkit.engine.distributed import Dist, make_accelerator
 from alignkit.engine.heap import HeapRelease
 from alignkit.engine.models import add_lora, load_model, load_tokenizer, pick_device, pick_dtype
+from alignkit.engine.onednn_linear import OneDnnLinear
 from alignkit.engine.step_in_backward import StepInBackward
 from alignkit.engine.stopping import StopRequest
 from alignkit.engine.tied_embedding import RowEmbeddingGrad
@@ -82,6 +83,7 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     # a tied embedding's lookup adds its gradient rows into the LM head's (no dense (V, D) temporaries at the peak);
     # its hook on the weight comes before StepInBackward's, which must see the whole gradient
     RowEmbeddingGrad.where_exact(policy, cfg, dist)
+    OneDnnLinear.install(policy, cfg.onednn, dist.device, dist.print, dist.sharded)  # --onednn: CPU matmul kernels
     optimizer = adamw([p for p in policy.parameters() if p.requires_grad], cfg, fused=fused_adamw(dist, accelerator))
     # DDP / FSDP2 / DeepSpeed, as the launch configured; `policy` stays the bare model (sampling, saving)
     model, optimizer = accelerator.prepare(policy, optimizer)

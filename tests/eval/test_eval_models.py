@@ -89,6 +89,7 @@ def _toy_built():
     return True
 
 
+@pytest.mark.slow  # enumerates the toy world's responses for two models: ~4.4 s
 def test_exact_toy_evaluation_is_reported(tmp_path):
     exact = pytest.importorskip("alignkit.toy.exact")
     if not _toy_built():

@@ -58,6 +58,7 @@ def test_enumerated_mass_plus_outside_mass_is_one(base, instruct, tok):
             assert 0.0 <= dist["outside_mass"] < 0.05
 
 
+@pytest.mark.slow  # the module's `evaluations` enumerate both models over every prompt: ~9 s on a slow 2-core CPU
 def test_result_shape_and_kl(evaluations, base, tok):
     result = evaluations["base"]
     assert [row["prompt"] for row in result["per_prompt"]] == list(world.PROMPTS)
@@ -70,6 +71,7 @@ def test_result_shape_and_kl(evaluations, base, tok):
     assert evaluations["instruct"]["mean"]["kl"] > 0.5
 
 
+@pytest.mark.slow  # `evaluations`, as above
 def test_base_is_more_diverse_and_worse_than_instruct(evaluations):
     """The figures in docs/toy-world.md (and artifacts/report.json): base E[r] 0.339, H 5.64 nats; instruct
     E[r] 0.802, H 4.12 nats, KL(instruct ‖ base) 2.27; expected length 4.71 and 4.20 words."""
@@ -113,6 +115,7 @@ def ancestral_samples(model, tok, prompt, n, seed, max_new_tokens=11):
     return out
 
 
+@pytest.mark.slow  # Monte Carlo against the enumeration: ~4 s each
 @pytest.mark.parametrize("which", ["base", "instruct"])
 def test_exact_values_agree_with_monte_carlo(which, base, instruct, tok, evaluations):
     model = {"base": base, "instruct": instruct}[which]
@@ -161,6 +164,7 @@ def conformative(weight, mix="prob", truncate_on="instruct"):
     return ConformativeDecoder(ConformativeOptions(weight=weight, mix=mix, truncate_on=truncate_on))
 
 
+@pytest.mark.slow  # every response of every prompt teacher-forced twice: ~3.5 s
 def test_sample_decoder_at_temperature_one_is_the_model_distribution(base, instruct, tok):
     """The fast path (all N·T teacher-forced steps through decoder.step at once) against the plain reference,
     sequence_distribution of the model: measured max |Δ log p| 8e-7 (the decoder's own log_softmax of the raw
@@ -215,6 +219,7 @@ def test_decoder_evaluation_needs_every_model_the_decoder_names(instruct, tok):
         decoder_distribution(conformative(0.5), {"policy": instruct}, tok, world.PROMPTS[0])
 
 
+@pytest.mark.slow  # 4,000 samples through the sampling loop: ~3 s each
 @pytest.mark.parametrize("top_p", [0.9, 1.0])
 def test_exact_decoder_figures_agree_with_the_real_sampler(top_p, base, instruct, tok):
     """Conformative w = 0.5 on `describe the sky :` through alignkit.engine.sample.sample_batch (KV caches, both

@@ -18,7 +18,7 @@ CPU = torch.device("cpu")
 
 
 class Calls:
-    """Counts the oneDNN linears run while installed (monkeypatching the module's _linear)."""
+    """Counts the oneDNN linears run while installed (monkeypatching the module's `linear`)."""
 
     def __init__(self, monkeypatch):
         self.n, real = 0, od.linear

@@ -42,10 +42,9 @@ def load_decoder_models(cfg: Any, made: Any) -> tuple[Any, dict[str, Any]]:
     models = {"policy": load_model(cfg.model, cfg.dtype, cfg.device)}
     for role, spec in extra.items():
         models[role] = load_model(spec, cfg.dtype, cfg.device)
-    mode = getattr(cfg, "onednn", "auto")  # --onednn: which CPU kernel runs the fp32 matmuls
-    for role, model in models.items():
+    for role, model in models.items():  # --onednn: which CPU kernel runs the fp32 matmuls; the policy says any note
         note = (lambda line: print(line, file=sys.stderr)) if role == "policy" else (lambda _: None)
-        OneDnnLinear.install(model, mode, next(model.parameters()).device, note)
+        OneDnnLinear.install(model, cfg.onednn, next(model.parameters()).device, note)
     return tokenizer, models
 
 

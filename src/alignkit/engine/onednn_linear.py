@@ -21,8 +21,9 @@ for token; MKL's rows move with the row count up to 11 rows on Zen 3).
 Where it engages: a plain nn.Linear (not a subclass: peft's LoRA layers keep their forward, their base layer is
 swapped) with at least MIN_WEIGHT elements, fp32, on the CPU, unsharded. Under 256 × 256 oneDNN's per-call cost
 outweighs its faster kernel (19.4 µs against MKL's 8.6 at 64 × 64 and 32 rows, machine D), so the toy models and
-tiny test models stay plain. A call it cannot take (another dtype or device after a move, CPU autocast) runs F.linear. The swap is the module's
-class, so deep copies (a frozen reference) keep it with their own weights and state dicts do not change.
+tiny test models stay plain. A call it cannot take (another dtype or device after a move, CPU autocast) runs
+F.linear. The swap is the module's class, so deep copies (a frozen reference) keep it with their own weights and
+state dicts do not change.
 tests/engine/test_onednn_linear.py checks outputs and gradients against F.linear.
 """
 from __future__ import annotations

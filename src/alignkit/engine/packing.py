@@ -20,12 +20,14 @@ to 1e-5 in fp32. Models whose attention takes no custom 4D mask (flash-attention
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from typing import Any
 
 import torch
 
+from alignkit.engine import head_logprobs
 from alignkit.engine.segments import Segments, segment_forward, supports
 
 MASKS = ("sdpa", "eager")  # attention implementations that read a custom (G, 1, L, L) mask as it is given
@@ -41,13 +43,15 @@ def supports_shared_prompt(model: Any) -> bool:
 
 
 def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk: int = 1024,
-                           layout: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                           layout: str | None = None, head: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token response log-probs of a collated batch (data/collate.py: input_ids, prompt_lengths,
     response_lengths, and groups, the rows sharing one prompt) through the shared-prompt layout.
 
     layout: "rows" (a row per prompt, padded to the longest) or "packed" (the same rows with the pads left out of
     the model's input: alignkit.engine.segments; rows where the model's attention does not take it); None picks
-    `default_layout(model)`. Returns (logps (R, T) fp32, mask (R, T) bool) as response_logprobs does.
+    `default_layout(model)`. head: "fused" (the log-probs straight from the hidden states and the LM head,
+    alignkit.engine.head_logprobs) or "logits" (its plain twin, from the model's logits); None picks "fused" where
+    head_logprobs.applies. Returns (logps (R, T) fp32, mask (R, T) bool) as response_logprobs does.
     """
     input_ids = batch["input_ids"]  # (R, L0), each row prompt + response, right padded
     prompt_len, resp_len = batch["prompt_lengths"].tolist(), batch["response_lengths"].tolist()
@@ -78,20 +82,21 @@ def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk: in
     at_flat = torch.cat(predictors)  # (N,), rows in batch order, as the (R, T) mask's True entries
     labels = torch.cat([input_ids[r, prompt_len[r]:prompt_len[r] + n] for r, n in enumerate(resp_len)])  # (N,)
 
-    logits = None
-    if (layout or default_layout(model)) == "packed":  # the same rows, their pads left out of the model's input
-        index = (part >= 0).flatten().nonzero().squeeze(1)  # (N,) the real positions, row-major
-        segments = Segments(index, G, width, _block_mask(part, model))
-        packed = [x.flatten()[index][None] for x in (ids, pos, keep)]  # (1, N) each
-        logits = segment_forward(functools.partial(_forward, model, *packed), _inner(model), segments)
-    if logits is None:  # the rows layout, or a model whose attention did not take the blocks
-        logits = _forward(model, ids, pos, keep, attention_mask=_block_mask(part, model))
-    # (M, V): the kept positions in row-major order, which the packed row keeps
-    kept_row = keep.flatten().cumsum(0) - 1  # (G·L,) flat position -> its row in logits
+    fused = (head or ("fused" if head_logprobs.applies(_inner(model)) else "logits")) == "fused"
+    with head_logprobs.hidden_out(_inner(model)) if fused else contextlib.nullcontext() as lm_head:
+        out = None  # (M, V) logits, or (M, D) final hidden states where the head is fused
+        if (layout or default_layout(model)) == "packed":  # the same rows, their pads left out of the model's input
+            index = (part >= 0).flatten().nonzero().squeeze(1)  # (N,) the real positions, row-major
+            segments = Segments(index, G, width, _block_mask(part, model))
+            packed = [x.flatten()[index][None] for x in (ids, pos, keep)]  # (1, N) each
+            out = segment_forward(functools.partial(_forward, model, *packed), _inner(model), segments)
+        if out is None:  # the rows layout, or a model whose attention did not take the blocks
+            out = _forward(model, ids, pos, keep, attention_mask=_block_mask(part, model))
+    # the kept positions in row-major order, which the packed row keeps
+    kept_row = keep.flatten().cumsum(0) - 1  # (G·L,) flat position -> its row in out
     at = kept_row[at_flat]  # (N,)
-    lse = torch.cat([torch.logsumexp(logits[s:s + chunk].float(), dim=-1)
-                     for s in range(0, logits.shape[0], chunk)])  # (M,) fp32, a chunk of rows at a time
-    picked = logits[at, labels].float() - lse[at]  # (N,)
+    picked = (head_logprobs.head_logprobs(out, lm_head, at, labels) if fused
+              else head_logprobs.plain_logprobs(out, at, labels, chunk))  # (N,) fp32
 
     t = torch.arange(max(resp_len), device=device)  # (T,)
     mask = t[None, :] < batch["response_lengths"][:, None]  # (R, T)

@@ -109,6 +109,8 @@ def test_where_it_engages():
     assert not head_logprobs.applies(tiny("Gemma2", "eager", final_logit_softcapping=5.0))  # tanh after the head
     assert not head_logprobs.applies(tiny("Cohere"))  # logits * logit_scale
     assert not head_logprobs.applies(tiny().to(torch.bfloat16))  # bf16 keeps the logits path
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not head_logprobs.applies(tiny())  # so does bf16 autocast over fp32 weights
 
     from peft import LoraConfig, get_peft_model
 

@@ -25,7 +25,7 @@ passes) the buffer only yields logsumexp and is freed. The numbers are the plain
 Where it engages (`applies`): a plain fp32 nn.Linear head (OneDnnLinear included; its matmuls then run in oneDNN
 in both directions) on a model whose forward applies the head to the sliced hidden states and returns its output
 as the logits, untouched: no soft-capping (Gemma 2) or scaling (Cohere, Granite) after it. Other models, bf16
-runs, peft-wrapped heads and sharded weights (FSDP2, DeepSpeed ZeRO-3) use the plain twin; so does the
+runs (bf16 weights, or bf16 autocast over fp32 ones), peft-wrapped heads and sharded weights (FSDP2, DeepSpeed ZeRO-3) use the plain twin; so does the
 concatenated forward (--no-shared-prompt).
 """
 from __future__ import annotations
@@ -66,6 +66,8 @@ def applies(model: Any) -> bool:
     """Whether the fused path may run on this (unwrapped) transformers model: see the module docstring."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     return (type(head) in (torch.nn.Linear, OneDnnLinear) and head.weight.dtype == torch.float32
+            # bf16 autocast over fp32 master weights computes bf16 logits: the logits path keeps their fp32 lse
+            and not torch.is_autocast_enabled(head.weight.device.type)
             # whole weights only: FSDP2's are DTensors, and ZeRO-3 gathers its own (ds_id) around module calls
             and type(head.weight.data) is torch.Tensor and not hasattr(head.weight, "ds_id")
             and _returns_head_output(type(model)))

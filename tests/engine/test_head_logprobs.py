@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
+from transformers import LlamaForCausalLM  # noqa: E402
 
 from alignkit.data.collate import collate_pairs  # noqa: E402
 from alignkit.engine import head_logprobs, packing  # noqa: E402
@@ -165,6 +165,14 @@ def test_the_heads_forward_is_put_back(monkeypatch):
     assert "forward" not in model.lm_head.__dict__
 
 
-def test_llama_is_recognised_by_its_source():
+def test_the_source_rule_reads_assignments_not_keywords():
+    """Llama's forward passes `logits=logits,` to its output record after the head: a keyword, not a change."""
     assert head_logprobs._returns_head_output(LlamaForCausalLM)
-    assert LlamaConfig  # the tiny models above are Llamas
+
+    class Scaled(LlamaForCausalLM):
+        def forward(self, hidden_states=None, **kwargs):
+            logits = self.lm_head(hidden_states)
+            logits *= 2.0
+            return logits
+
+    assert not head_logprobs._returns_head_output(Scaled)

@@ -176,6 +176,9 @@ class TrainConfig:
     shared_prompt: bool = opt(True, "Compute each prompt once for the responses that share it (a pair, an online "
                               "group); --no-shared-prompt runs the plain twins (TRL's layout; online, a prefill per "
                               "sample and torch.multinomial draws).")
+    fused_head: bool = opt(True, "With the shared-prompt forward and a plain fp32 LM head: the log-probs from the "
+                           "final hidden states, in place in the head's output (the same numbers to rounding); "
+                           "--no-fused-head takes them from the model's logits.")
     max_length: int | None = opt(None, "Maximum prompt + response tokens when preparing raw data.", mode="pairwise",
                                  min=1)
     max_prompt_length: int | None = opt(None, "Maximum prompt tokens when preparing raw data.", mode="pairwise",

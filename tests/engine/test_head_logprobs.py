@@ -10,6 +10,8 @@ from alignkit.data.collate import collate_pairs  # noqa: E402
 from alignkit.engine import head_logprobs, packing  # noqa: E402
 from alignkit.engine.logprobs import pair_logprobs, response_logprobs  # noqa: E402
 from alignkit.engine.onednn_linear import OneDnnLinear, onednn_available  # noqa: E402
+from test_train import assert_same_run, train, weights  # noqa: E402
+from test_train import model_dir  # noqa: E402,F401 - the module's tiny model folder
 
 M, D, V = 7, 16, 300
 
@@ -176,3 +178,22 @@ def test_the_source_rule_reads_assignments_not_keywords():
             return logits
 
     assert not head_logprobs._returns_head_output(Scaled)
+
+
+def test_a_run_with_the_fused_head_is_the_plain_run_to_rounding(model_dir, tmp_path, monkeypatch):  # noqa: F811
+    """A 3-step DPO run on the tiny model against --no-fused-head: the same losses and weights to 1e-5; the switch
+    really switches (the fused Function runs in one and not the other), and it stays out of the run's fingerprint."""
+    from alignkit.engine.checkpoint import run_fingerprint
+
+    calls = []
+    monkeypatch.setattr(head_logprobs._HeadLogprobs, "apply",
+                        staticmethod(lambda *a, f=head_logprobs._HeadLogprobs.apply: calls.append(1) or f(*a)))
+    plain = train(model_dir, tmp_path / "plain", monkeypatch, max_steps=3, batch_size=4, fused_head=False)
+    assert not calls
+    fused = train(model_dir, tmp_path / "fused", monkeypatch, max_steps=3, batch_size=4)
+    assert calls
+    assert_same_run(plain, fused, steps=3)
+    trained = weights(fused)
+    assert any(not torch.equal(trained[k], v) for k, v in weights(model_dir).items())  # the runs trained
+    resolved = {"model": "m", "fused_head": True}
+    assert run_fingerprint({**resolved, "fused_head": False}, 1, "d") == run_fingerprint(resolved, 1, "d")

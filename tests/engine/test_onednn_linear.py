@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from alignkit.engine import onednn_linear as od  # noqa: E402
 from alignkit.engine.onednn_linear import OneDnnLinear, _OneDnnMatmul  # noqa: E402
-from test_train import metrics, train, weights  # noqa: E402
+from test_train import assert_same_run, train  # noqa: E402
 from test_train import model_dir  # noqa: E402,F401 - the module's tiny model folder
 from tiny import VOCAB, tiny_model  # noqa: E402
 
@@ -152,12 +152,7 @@ def test_a_run_with_onednn_is_the_plain_run_to_rounding(model_dir, tmp_path, mon
     fast = train(model_dir, tmp_path / "on", monkeypatch, max_steps=3, batch_size=4, max_grad_norm=1.0,
                  onednn="on")
     assert calls.n > 0
-    a, b = metrics(plain), metrics(fast)
-    assert len(a) == len(b) == 3
-    for x, y in zip(a, b):
-        assert y["loss"] == pytest.approx(x["loss"], abs=1e-5)
-    wa, wb = weights(plain), weights(fast)
-    assert all(torch.allclose(wb[k], v, atol=1e-5) for k, v in wa.items())
+    assert_same_run(plain, fast, steps=3)
 
 
 def test_onednn_is_left_out_of_the_run_fingerprint():

@@ -57,6 +57,17 @@ def metrics(folder):
     return [json.loads(line) for line in (Path(folder) / "metrics.jsonl").read_text().splitlines()]
 
 
+def assert_same_run(plain, fast, steps, tol=1e-5):
+    """Two runs' folders: the same number of logged steps, losses and saved weights to `tol` (a fast path against
+    its plain twin)."""
+    a, b = metrics(plain), metrics(fast)
+    assert len(a) == len(b) == steps
+    for x, y in zip(a, b):
+        assert abs(y["loss"] - x["loss"]) <= tol, (x["loss"], y["loss"])
+    wa, wb = weights(plain), weights(fast)
+    assert all(torch.allclose(wb[k], v, atol=tol) for k, v in wa.items())
+
+
 def test_accumulation_8x1_equals_2x4(model_dir, tmp_path, monkeypatch):
     a = train(model_dir, tmp_path / "a", monkeypatch, batch_size=8, grad_accum=1, max_steps=2)
     b = train(model_dir, tmp_path / "b", monkeypatch, batch_size=2, grad_accum=4, max_steps=2)

@@ -24,9 +24,10 @@ KEEP = 2  # newest checkpoints kept on disk
 RUN_FILE = "alignkit-run.json"  # the fingerprint of the run a folder holds, written when the run starts
 # Resolved options that do not change what training computes: where it writes, how often it logs or saves, which
 # device, how the run is started, whether free memory goes back to the system (a run that ran out of memory may
-# resume with --release-memory) and which CPU kernel runs the matmuls (--onednn: the same numbers to rounding).
+# resume with --release-memory), which CPU kernel runs the matmuls (--onednn) and how the LM head's log-probs are
+# read (--fused-head): the last two give the same numbers to rounding.
 NOT_IN_FINGERPRINT = {"output", "resume", "overwrite", "save_steps", "logging_steps", "eval_steps", "device",
-                      "report_to", "release_memory", "onednn"}
+                      "report_to", "release_memory", "onednn", "fused_head"}
 
 
 def checkpoint_dir(output: str | Path) -> Path:

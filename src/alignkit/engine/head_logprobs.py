@@ -25,8 +25,8 @@ passes) the buffer only yields logsumexp and is freed. The numbers are the plain
 Where it engages (`applies`): a plain fp32 nn.Linear head (OneDnnLinear included; its matmuls then run in oneDNN
 in both directions) on a model whose forward applies the head to the sliced hidden states and returns its output
 as the logits, untouched: no soft-capping (Gemma 2) or scaling (Cohere, Granite) after it. Other models, bf16
-runs (bf16 weights, or bf16 autocast over fp32 ones), peft-wrapped heads and sharded weights (FSDP2, DeepSpeed ZeRO-3) use the plain twin; so does the
-concatenated forward (--no-shared-prompt).
+runs (bf16 weights, or bf16 autocast over fp32 ones), peft-wrapped heads and sharded weights (FSDP2, DeepSpeed
+ZeRO-3) use the plain twin; so do --no-fused-head and the concatenated forward (--no-shared-prompt).
 """
 from __future__ import annotations
 
@@ -150,7 +150,8 @@ def _returns_head_output(cls: type) -> bool:
     except (OSError, TypeError):
         return False
     lines = [line.split("#")[0].strip() for line in source.splitlines()]
-    assigned = [i for i, line in enumerate(lines) if re.fullmatch(r"logits\s*=\s*self\.\w+\(\s*hidden_states\s*\)", line)]
+    head_call = r"logits\s*=\s*self\.\w+\(\s*hidden_states\s*\)"
+    assigned = [i for i, line in enumerate(lines) if re.fullmatch(head_call, line)]
     if len(assigned) != 1:
         return False
     # Later lines may only read it (the loss, the output record's `logits=logits,` keyword): no statement that

@@ -27,7 +27,7 @@ def gather_logprobs(logits: torch.Tensor, labels: torch.Tensor, chunk: int = CHU
 
 
 def response_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk: int = CHUNK,
-                      shared_prompt: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                      shared_prompt: bool = True, fused_head: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log-probs of each row's response tokens, aligned at the response start.
 
     Returns (logps (R, T) fp32, mask (R, T) bool) with R = rows (2B), T = the longest response; logps is 0
@@ -36,9 +36,11 @@ def response_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk: int = C
 
     shared_prompt: compute each prompt once for the rows that share it (alignkit.engine.packing) where the
     model allows; False, or a model that does not, runs this plain concatenated forward, the fast path's twin.
+    fused_head: there, the log-probs straight from the LM head where alignkit.engine.head_logprobs applies; False
+    takes them from the model's logits (its twin).
     """
     if shared_prompt and "groups" in batch and supports_shared_prompt(model):
-        return shared_prompt_logprobs(model, batch, chunk)
+        return shared_prompt_logprobs(model, batch, chunk, head=None if fused_head else "logits")
     input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]  # (R, L)
     prompt_lengths, response_lengths = batch["prompt_lengths"], batch["response_lengths"]  # (R,)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits  # (R, L, V)
@@ -66,10 +68,10 @@ def pair_masks(mask: torch.Tensor, transforms: list[tuple[Any, Any]]) -> tuple[t
 
 
 def pair_logprobs(model: Any, batch: dict[str, torch.Tensor], transforms: list[tuple[Any, Any]] = (),
-                  chunk: int = CHUNK, shared_prompt: bool = True) -> dict[str, torch.Tensor]:
+                  chunk: int = CHUNK, shared_prompt: bool = True, fused_head: bool = True) -> dict[str, torch.Tensor]:
     """Summed response log-probs per pair after transforms: chosen / rejected (B,) fp32, and the token counts
     chosen_tokens / rejected_tokens (B,) that the masks kept (what length-normalised objectives divide by)."""
-    logps, mask = response_logprobs(model, batch, chunk, shared_prompt)  # (2B, T)
+    logps, mask = response_logprobs(model, batch, chunk, shared_prompt, fused_head)  # (2B, T)
     chosen_mask, rejected_mask = pair_masks(mask, list(transforms))  # (B, T) each
     half = logps.shape[0] // 2
     return {

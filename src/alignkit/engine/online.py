@@ -109,7 +109,8 @@ class OnlineWork:
         # A completion cut at --max-new-tokens has no EOS: its log-prob sums the tokens that were sampled.
         batch = {k: v.to(self.device) for k, v in
                  collate_sequences(prompt_ids, samples.token_ids, self.tokenizer.pad_token_id).items()}
-        logps, mask = response_logprobs(self.policy, batch, shared_prompt=self.cfg.shared_prompt)  # (N, T), grad
+        logps, mask = response_logprobs(self.policy, batch, shared_prompt=self.cfg.shared_prompt,
+                                        fused_head=self.cfg.fused_head)  # (N, T), grad
         policy_logps = (logps * mask).sum(-1)  # (N,)
         ref_logps = self.reference.sequences(batch)  # (N,) or None
         # 3. returns -> group-normalised advantages -> REINFORCE

@@ -69,7 +69,8 @@ class PairwiseWork:
     def losses(self, rows: list[int], step: int, micro: int) -> tuple[torch.Tensor, dict[str, float]]:
         """(B,) per-pair losses with gradient, and the micro-batch's metrics as sums over pairs."""
         batch = self.collate([self.pairs[i] for i in rows])
-        policy_out = pair_logprobs(self.policy, batch, self.transforms, shared_prompt=self.cfg.shared_prompt)  # (B,)
+        policy_out = pair_logprobs(self.policy, batch, self.transforms, shared_prompt=self.cfg.shared_prompt,
+                                   fused_head=self.cfg.fused_head)  # (B,)
         result = self.loss(policy_out, batch)
         return result.losses, metric_sums(result, policy_out, self.mean_logps)
 
@@ -108,7 +109,8 @@ class PairwiseWork:
         with frozen_pass(self.frozen):
             for start in range(0, len(mine), self.cfg.batch_size):
                 batch = self.collate(mine[start:start + self.cfg.batch_size])
-                out = pair_logprobs(self.frozen, batch, self.transforms, shared_prompt=self.cfg.shared_prompt)
+                out = pair_logprobs(self.frozen, batch, self.transforms, shared_prompt=self.cfg.shared_prompt,
+                                    fused_head=self.cfg.fused_head)
                 result = self.loss(out, batch)
                 add_sums(sums, {"loss": result.losses.sum().item(), **metric_sums(result, out, self.mean_logps)})
         total = self.dist.sum({"pairs": float(len(mine)), **sums})

@@ -62,9 +62,10 @@ class Reference:
     None when the run has no reference."""
 
     def __init__(self, model: Any | None, context: Callable[[], Any] | None, transforms: list[tuple[Any, Any]],
-                 shared_prompt: bool = True):
+                 shared_prompt: bool = True, fused_head: bool = True):
         self.model, self.context, self.transforms = model, context, transforms
-        self.shared_prompt = shared_prompt  # the forward's layout (alignkit.engine.packing), as the policy's
+        # the forward's layout (alignkit.engine.packing) and how its LM head is read, as the policy's
+        self.shared_prompt, self.fused_head = shared_prompt, fused_head
         self.cache: dict[str, torch.Tensor] | None = None
 
     @classmethod
@@ -84,7 +85,8 @@ class Reference:
         if self.model is None:
             return None, None
         with (self.context or nullcontext)():
-            out = pair_logprobs(self.model, batch, self.transforms, shared_prompt=self.shared_prompt)
+            out = pair_logprobs(self.model, batch, self.transforms, shared_prompt=self.shared_prompt,
+                                fused_head=self.fused_head)
         return out["chosen"].detach(), out["rejected"].detach()
 
     def sequences(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
@@ -92,7 +94,8 @@ class Reference:
         if self.model is None:
             return None
         with (self.context or nullcontext)():
-            logps, mask = response_logprobs(self.model, batch, shared_prompt=self.shared_prompt)  # (R, T)
+            logps, mask = response_logprobs(self.model, batch, shared_prompt=self.shared_prompt,
+                                            fused_head=self.fused_head)  # (R, T)
         return (logps * mask).sum(-1).detach()
 
     def precompute(self, pairs: list[dict], batch_size: int, pad_id: int, dist: Any, cache_file: Path,
@@ -145,7 +148,8 @@ def make_reference(ctx: Any, needed: bool, mode: str) -> Reference:
     step, so the starting policy cannot stand in for it: without LoRA, a reference needed online costs a second
     model. A separate model sits on this process's device (sharded by accelerate when the run shards)."""
     cfg, transforms = ctx.cfg, ctx.transforms
-    reference = functools.partial(Reference, transforms=transforms, shared_prompt=cfg.shared_prompt)
+    reference = functools.partial(Reference, transforms=transforms, shared_prompt=cfg.shared_prompt,
+                                  fused_head=cfg.fused_head)
     if not needed and (cfg.ref_model is None or mode == "pairwise"):  # online, a named one still gives the KL
         return Reference.none()
     policy = ctx.inference_model()

@@ -139,15 +139,12 @@ def test_the_shared_prompt_forward_fuses_the_head_with_the_same_numbers(monkeypa
     monkeypatch.setattr(head_logprobs._HeadLogprobs, "apply",
                         staticmethod(lambda *a, f=head_logprobs._HeadLogprobs.apply: calls.append(1) or f(*a)))
     results = {}
-    for head in ("fused", "logits"):
+    for fused in (True, False):
         model.zero_grad()
-        out = pair_logprobs(model, batch) if head == "fused" else None
-        if out is None:
-            logps, mask = packing.shared_prompt_logprobs(model, batch, head="logits")
-            half = logps.shape[0] // 2
-            out = {"chosen": (logps[:half] * mask[:half]).sum(-1), "rejected": (logps[half:] * mask[half:]).sum(-1)}
+        out = pair_logprobs(model, batch, fused_head=fused)
         (out["chosen"] - 0.5 * out["rejected"]).sum().backward()
-        results[head] = (out["chosen"].detach(), torch.cat([p.grad.flatten() for p in model.parameters()]))
+        results["fused" if fused else "logits"] = (out["chosen"].detach(),
+                                                   torch.cat([p.grad.flatten() for p in model.parameters()]))
     assert calls == [1]  # the default took the fused path, once
     assert (results["fused"][0] - results["logits"][0]).abs().max().item() < 1e-5
     assert (results["fused"][1] - results["logits"][1]).abs().max().item() < 1e-5

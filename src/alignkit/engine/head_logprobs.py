@@ -115,7 +115,7 @@ class _HeadLogprobs(torch.autograd.Function):
         picked = z[at, labels]  # (N,)
         lse = _softmax_in_place(z)  # z is now the softmax
         ctx.save_for_backward(hidden, weight, at, labels)
-        ctx.probs, ctx.has_bias, ctx.onednn = z, bias is not None, isinstance(head, OneDnnLinear)
+        ctx.probs, ctx.onednn = z, isinstance(head, OneDnnLinear)
         return picked - lse[at]
 
     @staticmethod
@@ -131,7 +131,7 @@ class _HeadLogprobs(torch.autograd.Function):
         mm = _onednn_mm if ctx.onednn and dz.device.type == "cpu" else torch.mm
         d_hidden = mm(dz, weight) if ctx.needs_input_grad[0] else None  # (M, V) @ (V, D) -> (M, D)
         d_weight = mm(dz.t(), hidden) if ctx.needs_input_grad[1] else None  # (V, M) @ (M, D) -> (V, D)
-        d_bias = dz.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None  # (V,)
+        d_bias = dz.sum(0) if ctx.needs_input_grad[2] else None  # (V,); False for a head without bias
         return d_hidden, d_weight, d_bias, None, None, None
 
 

@@ -82,14 +82,15 @@ def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk: in
     at_flat = torch.cat(predictors)  # (N,), rows in batch order, as the (R, T) mask's True entries
     labels = torch.cat([input_ids[r, prompt_len[r]:prompt_len[r] + n] for r, n in enumerate(resp_len)])  # (N,)
 
-    fused = (head or ("fused" if head_logprobs.applies(_inner(model)) else "logits")) == "fused"
-    with head_logprobs.hidden_out(_inner(model)) if fused else contextlib.nullcontext() as lm_head:
+    inner = _inner(model)
+    fused = (head or ("fused" if head_logprobs.applies(inner) else "logits")) == "fused"
+    with head_logprobs.hidden_out(inner) if fused else contextlib.nullcontext() as lm_head:
         out = None  # (M, V) logits, or (M, D) final hidden states where the head is fused
         if (layout or default_layout(model)) == "packed":  # the same rows, their pads left out of the model's input
             index = (part >= 0).flatten().nonzero().squeeze(1)  # (N,) the real positions, row-major
             segments = Segments(index, G, width, _block_mask(part, model))
             packed = [x.flatten()[index][None] for x in (ids, pos, keep)]  # (1, N) each
-            out = segment_forward(functools.partial(_forward, model, *packed), _inner(model), segments)
+            out = segment_forward(functools.partial(_forward, model, *packed), inner, segments)
         if out is None:  # the rows layout, or a model whose attention did not take the blocks
             out = _forward(model, ids, pos, keep, attention_mask=_block_mask(part, model))
     # the kept positions in row-major order, which the packed row keeps

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alignkit import config as C
 from alignkit import plugins
+from alignkit.options import flag_type
 from alignkit.ranges import Range
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
@@ -33,7 +34,7 @@ def expected_rows():
     for label, prefix, cls in sections():
         types = C.field_types(cls)
         for f in dataclasses.fields(cls):
-            kind = C._flag_type(types[f.name])
+            kind = flag_type(types[f.name])
             if kind not in (int, float):
                 continue
             valid: Range | None = f.metadata.get("range")

@@ -91,7 +91,7 @@ class TrainConfig:
                                       "row into the LM head's instead of as a dense vocabulary-sized tensor (less "
                                       "peak memory, the same gradient); --no-sparse-embedding-grad builds it densely.")
     release_memory: bool = opt(False, "On the CPU (glibc): hand freed heap pages back to the system during each "
-                               "backward, a lower peak RSS for up to ~10% more time a step (the same numbers).")
+                               "backward, a lower peak RSS for ~10-15% more time a step (the same numbers).")
     onednn: str = opt("auto", ONEDNN_HELP, choices=("auto", "on", "off"))
     save_steps: int = opt(0, "Write a checkpoint every N steps (0: only at the end).", min=0)
     eval_split: float = opt(0.0, "Fraction of the data held out for evaluation.", mode="pairwise", min=0,

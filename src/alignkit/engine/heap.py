@@ -15,8 +15,9 @@ are returned as they open; called once more after the step frees the gradients, 
 on 0.5 GiB of resident free heap either. The peak comes down towards what is alive (2.43 GiB there; measured
 2.52-2.63 instead of 2.80-2.83 GiB).
 
-The price is time: each call walks the heap (~6-10 ms there) and returned pages fault in again when reused; the
-step took 0-11% longer in clean A/B runs (one run +24%, on a machine whose steps vary by ±0.3 s). So it is opt-in (`--release-memory`), for CPU runs that must fit in RAM. It does
+The price is time: each call walks the heap (~4-10 ms) and returned pages fault in again when reused; the step
+took 0-11% longer in clean A/B runs (one run +24%, on a machine whose steps vary by ±0.3 s), 13% on machine F
+(three times the page faults). So it is opt-in (`--release-memory`), for CPU runs that must fit in RAM. It does
 not change a number the step computes: it only returns memory nothing holds. Off the CPU or without glibc (macOS,
 musl) there is nothing to do and the flag says so once.
 """

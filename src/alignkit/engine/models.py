@@ -92,6 +92,22 @@ def load_model(spec: str, dtype: str = "auto", device: str = "auto") -> Any:
     return model.to(dev).eval()
 
 
+def own_weights(model: Any) -> int:
+    """Give every trainable CPU parameter its own memory; returns how many were copied.
+
+    transformers maps a safetensors file into memory copy-on-write, so on the CPU a loaded model's weights are the
+    file's pages. The first optimizer step then writes every page of them, and each first write is a page fault
+    that copies 4 KiB: SmolLM2-135M's first fused AdamW step took 1.91 s against 0.31 s after a copy of the weights
+    made up front, which took 0.11 s (machine F). Only trained weights are written, so frozen ones (a reference,
+    LoRA's base) stay mapped. A tied weight is one parameter and stays one. The values are the same bit for bit."""
+    copied = 0
+    for p in model.parameters():
+        if p.requires_grad and p.device.type == "cpu":
+            p.data = p.data.clone()  # (the same Parameter object: optimizer, hooks and ties still see it)
+            copied += 1
+    return copied
+
+
 def add_lora(model: Any, rank: int, alpha: float, dropout: float, target_modules: str) -> Any:
     """Wrap a causal LM with a fresh LoRA adapter; with the adapter disabled it is exactly the starting model."""
     from peft import LoraConfig, get_peft_model

@@ -32,7 +32,7 @@ from alignkit.data.sources import missing
 from alignkit.engine import checkpoint, run_folder
 from alignkit.engine.distributed import Dist, make_accelerator
 from alignkit.engine.heap import HeapRelease
-from alignkit.engine.models import add_lora, load_model, load_tokenizer, pick_device, pick_dtype
+from alignkit.engine.models import add_lora, load_model, load_tokenizer, own_weights, pick_device, pick_dtype
 from alignkit.engine.onednn_linear import OneDnnLinear
 from alignkit.engine.step_in_backward import StepInBackward
 from alignkit.engine.stopping import StopRequest
@@ -79,6 +79,8 @@ def run(train_cfg: C.TrainConfig, objective: Any, objective_options: Any,
     policy = load_model(cfg.model, "bf16" if bf16 and cfg.lora else "fp32", "cpu")
     if cfg.lora:
         policy = add_lora(policy, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
+    if dist.device.type == "cpu":  # trained weights out of the file's copy-on-write pages before the first step
+        own_weights(policy)
     policy.train()
     # a tied embedding's lookup adds its gradient rows into the LM head's (no dense (V, D) temporaries at the peak);
     # its hook on the weight comes before StepInBackward's, which must see the whole gradient

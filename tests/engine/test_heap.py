@@ -48,6 +48,23 @@ def test_it_engages_only_when_asked_on_the_cpu_with_glibc(monkeypatch, capsys):
     assert "does nothing without glibc" in capsys.readouterr().out
 
 
+def test_without_the_flag_a_run_short_of_memory_hears_of_it_once(monkeypatch, capsys):
+    params = list(four_layers().parameters())  # 4 weights x 64 bytes: a 1 KiB training state
+    cpu = SimpleNamespace(device=torch.device("cpu"), print=print)
+    off = SimpleNamespace(release_memory=False)
+    monkeypatch.setattr(heap, "glibc_trim", lambda: lambda pad: 0)
+    monkeypatch.setattr(heap, "free_bytes", lambda: 1706)  # 1024 >= 0.6 x 1706
+    assert HeapRelease.where_useful(params, off, cpu) is None
+    out = capsys.readouterr().out
+    assert out.count("note:") == 1 and "--release-memory lowers the peak" in out
+    monkeypatch.setattr(heap, "free_bytes", lambda: 1707)  # 1024 < 0.6 x 1707: nothing said
+    assert HeapRelease.where_useful(params, off, cpu) is None
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(heap, "free_bytes", lambda: 10)  # on a GPU the CPU's memory is not the limit
+    assert HeapRelease.where_useful(params, off, SimpleNamespace(device=torch.device("cuda", 0), print=print)) is None
+    assert capsys.readouterr().out == ""
+
+
 def test_a_run_with_release_memory_is_the_same_run(model_dir, tmp_path, monkeypatch):  # noqa: F811
     calls = []
     monkeypatch.setattr(heap, "EVERY_BYTES", 1)  # a trim after every gradient (the tiny model's are small)

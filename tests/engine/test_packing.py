@@ -155,3 +155,16 @@ def test_a_forward_of_its_own_gets_full_logits_sliced_afterwards():
     batch = collate_pairs(random_pairs(3), 0)
     (fast, _), (plain, _) = both(model, batch)
     assert (fast - plain).abs().max().item() < 1e-5
+
+
+def test_the_layout_of_two_prompts_worked_by_hand():
+    # rows 0 and 2 share prompt [7, 8] with responses [1, 2] and [3]; row 1 has prompt [9] and response [4, 5, 6]
+    input_ids = [[7, 8, 1, 2], [9, 4, 5, 6], [7, 8, 3, 0]]
+    ids, pos, part, keep, at_flat, labels = packing._layout(input_ids, [2, 1, 2], [2, 3, 1], [[0, 2], [1]], 5)
+    assert ids == [7, 8, 1, 2, 3, 9, 4, 5, 6, 0]
+    assert pos == [0, 1, 2, 3, 2, 0, 1, 2, 3, 0]  # each response continues from its prompt
+    assert part == [0, 0, 1, 1, 2, 0, 1, 1, 1, -1]
+    assert keep == [False, True, True, False, False, True, True, True, False, False]
+    # row 0's tokens are predicted at flat 1 (the prompt's end) and 2; row 1's at 5, 6, 7; row 2's at 1 again
+    assert at_flat == [1, 2, 5, 6, 7, 1]
+    assert labels == [1, 2, 4, 5, 6, 3]

@@ -59,28 +59,13 @@ def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk: in
     device = input_ids.device
     width = max(prompt_len[rows[0]] + sum(resp_len[r] for r in rows) for rows in blocks)
     G = len(blocks)
-    ids = torch.zeros((G, width), dtype=torch.long, device=device)  # (G, L); pads are masked, any id will do
-    pos = torch.zeros((G, width), dtype=torch.long, device=device)  # (G, L) position ids
-    part = torch.full((G, width), -1, dtype=torch.long, device=device)  # (G, L): 0 prompt, j+1 response j, -1 pad
-    keep = torch.zeros((G, width), dtype=torch.bool, device=device)  # (G, L) positions whose logits are needed
-    predictors: list = [None] * len(resp_len)  # per row: flat (G·L) index of the position predicting each token
-    for g, rows in enumerate(blocks):
-        p = prompt_len[rows[0]]
-        ids[g, :p], pos[g, :p], part[g, :p] = input_ids[rows[0], :p], torch.arange(p, device=device), 0
-        keep[g, p - 1] = True
-        col = p
-        for j, r in enumerate(rows):
-            n = resp_len[r]
-            ids[g, col:col + n] = input_ids[r, p:p + n]
-            pos[g, col:col + n] = torch.arange(p, p + n, device=device)
-            part[g, col:col + n] = j + 1
-            keep[g, col:col + n - 1] = True  # a response's last token predicts nothing
-            # token 0 is predicted by the prompt's last position, token t > 0 by the response's token t-1
-            predictors[r] = torch.cat([torch.tensor([p - 1], device=device),
-                                       torch.arange(col, col + n - 1, device=device)]) + g * width
-            col += n
-    at_flat = torch.cat(predictors)  # (N,), rows in batch order, as the (R, T) mask's True entries
-    labels = torch.cat([input_ids[r, prompt_len[r]:prompt_len[r] + n] for r, n in enumerate(resp_len)])  # (N,)
+    ids, pos, part, keep, at_flat, labels = _layout(input_ids.tolist(), prompt_len, resp_len, blocks, width)
+    # (G, L) each: token ids (pads masked, any id will do), position ids, 0 prompt / j+1 response j / -1 pad, and
+    # the positions whose logits are needed; at_flat (N,): the flat (G·L) position predicting each response token,
+    # rows in batch order as the (R, T) mask's True entries; labels (N,) those tokens
+    ids, pos, part = (torch.tensor(x, dtype=torch.long, device=device).view(G, width) for x in (ids, pos, part))
+    keep = torch.tensor(keep, dtype=torch.bool, device=device).view(G, width)
+    at_flat, labels = (torch.tensor(x, dtype=torch.long, device=device) for x in (at_flat, labels))
 
     inner = _inner(model)
     fused = (head or ("fused" if head_logprobs.applies(inner) else "logits")) == "fused"
@@ -110,6 +95,41 @@ def default_layout(model: Any) -> str:
     inner = _inner(model)
     on = next(inner.parameters()).device.type
     return "packed" if on in PACKED_DEVICES and supports(inner) else "rows"
+
+
+def _layout(input_ids: list[list[int]], prompt_len: list[int], resp_len: list[int], blocks: list[list[int]],
+            width: int) -> tuple[list[int], ...]:
+    """The shared-prompt rows as flat Python lists, built in one pass (a tensor op per row and response costs more
+    than the model's forward on a small model): ids, pos, part, keep, each G·width long, row-major; at_flat and
+    labels, one entry per response token."""
+    ids: list[int] = []
+    pos: list[int] = []
+    part: list[int] = []
+    keep: list[bool] = []
+    predictors: list[list[int]] = [[] for _ in resp_len]
+    labels: list[list[int]] = [[] for _ in resp_len]
+    for g, rows in enumerate(blocks):
+        p, base = prompt_len[rows[0]], g * width
+        ids += input_ids[rows[0]][:p]
+        pos += range(p)
+        part += [0] * p
+        keep += [False] * (p - 1) + [True]  # the prompt's last position predicts every response's first token
+        col = p
+        for j, r in enumerate(rows):
+            n = resp_len[r]
+            labels[r] = input_ids[r][p:p + n]
+            ids += labels[r]
+            pos += range(p, p + n)
+            part += [j + 1] * n
+            keep += [True] * (n - 1) + [False] * min(n, 1)  # a response's last token predicts nothing
+            # token 0 is predicted by the prompt's last position, token t > 0 by the response's token t-1
+            predictors[r] = [base + p - 1, *range(base + col, base + col + n - 1)] if n else []
+            col += n
+        ids += [0] * (width - col)
+        pos += [0] * (width - col)
+        part += [-1] * (width - col)
+        keep += [False] * (width - col)
+    return ids, pos, part, keep, [i for row in predictors for i in row], [t for row in labels for t in row]
 
 
 def _groups(group_of_row: list[int]) -> list[list[int]]:

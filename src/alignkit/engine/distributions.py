@@ -9,6 +9,8 @@ outside it, in the order transformers applies them (temperature, then top-k, top
 
     def step(self, logits, settings):                       # logits: role -> (B, V)
         logprobs = apply_temperature(logits["policy"], settings.temperature)
+        if not truncates(settings):  # the support is every finite log-prob: masking the rest changes nothing
+            return renormalize(logprobs)
         return renormalize(logprobs.masked_fill(~support(logprobs, settings), float("-inf")))
 
 `SampleDecoder` is exactly that: the `sample` decoder, and what online training samples with.
@@ -32,7 +34,8 @@ def apply_temperature(logits: Any, temperature: float) -> Any:
     if temperature <= 0:
         greedy = torch.full_like(logits, float("-inf"))
         return greedy.scatter(-1, logits.argmax(dim=-1, keepdim=True), 0.0)
-    return torch.log_softmax(logits / temperature, dim=-1)
+    # dividing by 1 changes no bit: skip the (B, V) pass
+    return torch.log_softmax(logits / temperature if temperature != 1 else logits, dim=-1)
 
 
 def top_k_filter(logprobs: Any, k: int) -> Any:
@@ -74,6 +77,11 @@ def support(logprobs: Any, settings: Any) -> Any:
     return truncate(logprobs, settings).isfinite()
 
 
+def truncates(settings: Any) -> bool:
+    """Whether `truncate` can drop a token under these settings (top-k, top-p or min-p on)."""
+    return 0 < settings.top_k or settings.top_p < 1.0 or settings.min_p > 0
+
+
 class SampleDecoder:
     """Plain sampling from the policy: softmax(logits / T), truncated. Needs no other model."""
 
@@ -83,4 +91,6 @@ class SampleDecoder:
         # (B, V) policy logits -> (B, V) log-probs of the distribution to sample from. Masking the untruncated
         # log-probs and renormalising once is what conformative decoding does at w = 0, bit for bit.
         logprobs = apply_temperature(logits["policy"], settings.temperature)
+        if not truncates(settings):  # the support is every finite log-prob: masking the rest changes nothing
+            return renormalize(logprobs)
         return renormalize(logprobs.masked_fill(~support(logprobs, settings), float("-inf")))

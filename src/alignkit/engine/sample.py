@@ -164,9 +164,11 @@ def draw_tokens(logprobs: torch.Tensor, generators: Sequence[torch.Generator], d
                    for gen in generators]).to(logprobs.device)  # (B,) in [0, 1)
     cdf = logprobs.double().exp().cumsum(dim=-1)  # (B, V)
     token = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).clamp(max=V - 1)  # (B, 1)
-    for row in torch.nonzero(~logprobs.gather(-1, token).isfinite()).flatten().tolist():
-        # u * total rounded up to the total (probability ~1e-16): the last token of the support
-        token[row, 0] = torch.nonzero(logprobs[row].isfinite()).max()
+    picked = logprobs.gather(-1, token)  # (B, 1)
+    if not bool(picked.isfinite().all()):
+        for row in torch.nonzero(~picked.isfinite()).flatten().tolist():
+            # u * total rounded up to the total (probability ~1e-16): the last token of the support
+            token[row, 0] = torch.nonzero(logprobs[row].isfinite()).max()
     return token
 
 
@@ -272,14 +274,16 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
         # 2. the decoder turns them into the distribution to sample from; draw one token per row
         logprobs = decoder.step(logits, settings)  # (B, V), -inf outside the support
         token = draw_tokens(logprobs, generators, draw)  # (B, 1)
-        token = torch.where(done[:, None], torch.full_like(token, pad), token)  # finished rows idle on pad
-        logprob += torch.where(done, 0.0, logprobs.gather(-1, token).squeeze(-1).double())
+        # the sampled tokens' log-probs, 0 for finished rows, which idle on pad
+        logprob += logprobs.gather(-1, token).squeeze(-1).double().masked_fill_(done, 0.0)
+        token.masked_fill_(done[:, None], pad)
         generated = torch.cat([generated, token], dim=-1)  # (B, t + 1)
 
         # 3. per-row stopping: EOS (one vectorised check), then stop strings (on the decoded text so far)
-        hit_eos = ~done & torch.isin(token.squeeze(-1), eos_tensor)  # (B,)
-        for row in torch.nonzero(hit_eos).flatten().tolist():
-            reasons[row], lengths[row] = "eos", t + 1
+        hit_eos = torch.isin(token.squeeze(-1), eos_tensor).logical_and_(~done)  # (B,)
+        for row, hit in enumerate(hit_eos.tolist()):
+            if hit:
+                reasons[row], lengths[row] = "eos", t + 1
         done |= hit_eos
         for row in (torch.nonzero(~done).flatten().tolist() if stop else []):
             text = tokenizer.decode(generated[row].tolist(), skip_special_tokens=True)
@@ -292,7 +296,8 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
 
         # 4. the next step feeds only the new column; masks and positions grow by one
         full_mask = torch.cat([full_mask, torch.ones_like(token)], dim=-1)  # (B, T + t + 1)
-        sequence = torch.cat([sequence, token], dim=-1)  # (B, T + t + 1)
+        if not use_cache:
+            sequence = torch.cat([sequence, token], dim=-1)  # (B, T + t + 1)
         step_ids, step_positions = token, step_positions[:, -1:] + 1  # (B, 1), (B, 1)
 
     result = Samples()

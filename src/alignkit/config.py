@@ -108,7 +108,7 @@ class TrainConfig:
                         "every step.", choices=("precompute", "per-step"), mode="pairwise")
     shared_prompt: bool = opt(True, "Compute each prompt once for the responses that share it (a pair, an online "
                               "group); --no-shared-prompt runs the plain twins (TRL's layout; online, a prefill per "
-                              "sample and torch.multinomial draws).")
+                              "sample, torch.multinomial draws and the model's forward for every decode step).")
     fused_head: bool = opt(True, "With the shared-prompt forward and a plain fp32 LM head: the log-probs from the "
                            "final hidden states, in place in the head's output (the same numbers to rounding); "
                            "--no-fused-head takes them from the model's logits.")
@@ -165,7 +165,8 @@ class DecodeConfig:
                       "distribution this command samples from (a toy-world model), as JSON to --output.")
     overwrite: bool = opt(False, "Replace --output if another decode run wrote it (the old file stays until the "
                           "new one is complete).")
-    plain_sampling: bool = opt(False, "Slow reference path: no shared prompt prefill, torch.multinomial draws.")
+    plain_sampling: bool = opt(False, "Slow reference path: no shared prompt prefill, torch.multinomial draws, the "
+                                "model's forward for every decode step.")
     onednn: str = opt("auto", ONEDNN_HELP, choices=("auto", "on", "off"))
 
 

@@ -4,7 +4,8 @@ master weights, as full fine-tuning runs), on a Qwen2-shaped random model with a
 
 Tolerances: fp32 as on the CPU (per-token log-probs to 1e-4); bf16 per-token log-probs to 0.1 and the summed
 log-probs of a response to 2 % of their size (bf16 keeps 8 bits of mantissa: two layouts round differently).
-Sampling: shared prefill gives the same tokens as one prefill per row in fp32.
+Sampling: shared prefill gives the same tokens as one prefill per row in fp32; the decode step (engine/decode_step.py)
+gives the forward's logits to 1e-5 in fp32 and 0.1 in bf16.
 """
 import random
 import sys
@@ -100,3 +101,31 @@ def test_tied_embedding_rows_on_cuda_under_bf16_autocast():
         assert ((p.grad - q.grad).abs().max() / p.grad.abs().max()).item() < 1e-5
     weight = plain.get_input_embeddings().weight
     assert peaks[0] - peaks[1] >= 0.9 * weight.numel() * 4, peaks
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 0.1)])
+def test_decode_step_against_the_forward_on_cuda(dtype, tol):
+    """alignkit.engine.decode_step on CUDA: the forward's logits (bit for bit on the CPU; here within `tol`) over
+    four steps of a left-padded batch."""
+    from transformers import DynamicCache
+
+    from alignkit.engine.decode_step import DecodeStep
+
+    model = qwen_like(dtype)
+    torch.manual_seed(0)
+    ids = torch.randint(3, VOCAB, (8, 64), device="cuda")
+    mask = torch.ones_like(ids)
+    mask[::3, :10] = 0
+    position = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        caches = [DynamicCache(config=model.config) for _ in range(2)]
+        for cache in caches:
+            model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, cache=cache)
+        step = DecodeStep.after_prefill(model, caches[1], 68, mask)
+        assert step is not None
+        full, pos = mask, position[:, -1:]
+        for token in torch.randint(3, VOCAB, (4, 8, 1), device="cuda"):
+            full, pos = torch.cat([full, torch.ones_like(token)], -1), pos + 1
+            plain = model(input_ids=token, attention_mask=full, position_ids=pos, use_cache=True,
+                          cache=caches[0]).logits[:, -1]
+            assert (step(token, full, pos).float() - plain.float()).abs().max().item() < tol

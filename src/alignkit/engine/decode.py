@@ -177,7 +177,7 @@ def run(cfg: Any, decoder: Any, options: Any) -> None:
                 result = sample_batch(models, tokenizer, [prompt_ids[p] for p, _ in batch], made, settings,
                                       max_new_tokens=cfg.max_new_tokens, stop=cfg.stop,
                                       generator=[row_generator(cfg.seed, p, s, device) for p, s in batch],
-                                      share_prompts=not cfg.plain_sampling,
+                                      share_prompts=not cfg.plain_sampling, fast_step=not cfg.plain_sampling,
                                       draw="multinomial" if cfg.plain_sampling else "inverse-cdf")
                 for row, (p, s) in enumerate(batch):
                     prompt_id, prompt = prompts[p]

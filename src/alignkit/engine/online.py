@@ -101,6 +101,7 @@ class OnlineWork:
                                    self.settings, max_new_tokens=self.cfg.max_new_tokens, generator=generators,
                                    all_done=self.dist.all_done if self.dist.sharded else None,
                                    share_prompts=self.cfg.shared_prompt,  # a prompt's G rows share one prefill
+                                   fast_step=self.cfg.shared_prompt,  # decode steps without the forward's glue
                                    draw="inverse-cdf" if self.cfg.shared_prompt else "multinomial")
         # 2. score and teacher-force the completions
         rewards = torch.tensor(self.reward_fn([self.prompt_texts[i] for i in rows for _ in range(G)], samples.texts),

@@ -18,12 +18,15 @@ The loop owns everything else: left-padded batches, each model's KV cache (all m
 same tokens), drawing tokens with a seeded torch.Generator, and stopping each row on EOS (or the chat template's
 end of turn), a stop string or max_new_tokens.
 
-Two fast paths, each beside its plain twin (tests/sampling/test_fast_paths.py checks that they agree):
+Three fast paths, each beside its plain twin (tests/sampling/test_fast_paths.py and test_decode_step.py check that
+they agree):
 - share_prompts: rows with the same prompt (a prompt's samples) prefill it once and copy its KV cache rows;
   the same tokens for a seed as every row prefilling its own copy.
 - draw="inverse-cdf": one uniform per row against the cumulative sum of its probabilities, instead of
   torch.multinomial's exponential race over the whole vocabulary (one random number per row, not V). The same
   distribution, other samples for a seed than draw="multinomial".
+- fast_step: after the prefill, a Llama-architecture model steps through alignkit.engine.decode_step (its own
+  modules without the forward's per-call glue, keys and values in buffers sized once): the same logits bit for bit.
 
 A model is called as model(input_ids=, attention_mask=, position_ids=, use_cache=True, and its cache; on the
 first step also logits_to_keep=1 where its forward takes it) and must return an object with `.logits` (B, T, V).
@@ -43,6 +46,7 @@ from typing import Any
 
 import torch
 
+from alignkit.engine.decode_step import DecodeStep
 from alignkit.errors import UserError
 
 
@@ -198,7 +202,7 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
                  settings: SamplingSettings, *, max_new_tokens: int,
                  generator: torch.Generator | Sequence[torch.Generator], stop: Sequence[str] | None = None,
                  use_cache: bool = True, all_done: Callable[[bool], bool] | None = None,
-                 share_prompts: bool = False, draw: str = "multinomial") -> Samples:
+                 share_prompts: bool = False, draw: str = "multinomial", fast_step: bool = False) -> Samples:
     """Sample one continuation per prompt, all rows together. use_cache=False recomputes the prefix each step.
 
     generator: one for the whole batch, or one per group of rows (len(prompt_ids) / len(generators) consecutive
@@ -207,6 +211,8 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
     until every process is done; None stops as soon as this batch is.
     share_prompts: prefill each distinct prompt once and copy its cache rows (with use_cache only).
     draw: "multinomial" (plain) or "inverse-cdf" (fast), see draw_tokens.
+    fast_step: after the prefill, models that alignkit.engine.decode_step supports step without their forward's
+    glue (the same logits bit for bit); the others, and every model with fast_step=False, step through forward.
     """
     generators = [generator] if isinstance(generator, torch.Generator) else list(generator)
     if len(prompt_ids) % len(generators):
@@ -247,10 +253,14 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
     texts: list[str | None] = [None] * B
     lengths = [max_new_tokens] * B
 
+    steps: dict[str, DecodeStep | None] = {}  # role -> its decode step after the prefill (None: its forward)
     for t in range(max_new_tokens):
         # 1. every model scores the next token from the same prefix: role -> (B, V)
         logits = {}
         for role, model in models.items():
+            if steps.get(role) is not None:  # the fast decode step: the forward's logits without its glue
+                logits[role] = steps[role](step_ids, full_mask, step_positions).float()
+                continue
             if use_cache and t == 0 and row_of is not None:
                 # prefill each distinct prompt once (U rows), then copy its cache and logits to its B rows
                 pick = torch.tensor(shared_rows, device=device)  # (U,)
@@ -261,15 +271,19 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
                 if caches[role] is not None:
                     caches[role].reorder_cache(expand)  # every layer's keys/values: (U, H, T, D) -> (B, H, T, D)
                 logits[role] = out.logits[:, -1, :].float()[expand]  # (B, V)
-                continue
-            if use_cache:
+            elif use_cache:
                 out = model(input_ids=step_ids, attention_mask=full_mask, position_ids=step_positions,
                             use_cache=True, **{cache_names[role]: caches[role]},
                             **(keep_last[role] if t == 0 else {}))
+                logits[role] = out.logits[:, -1, :].float()  # (B, V)
             else:
                 out = model(input_ids=sequence, attention_mask=full_mask,
                             position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0), use_cache=False)
-            logits[role] = out.logits[:, -1, :].float()  # (B, V)
+                logits[role] = out.logits[:, -1, :].float()  # (B, V)
+            if use_cache and t == 0 and fast_step:  # after the prefill: its keys and values move into the step's
+                steps[role] = DecodeStep.after_prefill(model, caches[role], T + max_new_tokens, full_mask)
+                if steps[role] is not None:
+                    caches[role] = None  # the step holds them now
 
         # 2. the decoder turns them into the distribution to sample from; draw one token per row
         logprobs = decoder.step(logits, settings)  # (B, V), -inf outside the support
@@ -316,7 +330,7 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
 def sample(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Sequence[int]], decoder: Any,
            settings: SamplingSettings, *, max_new_tokens: int, seed: int = 0, batch_size: int = 16,
            stop: Sequence[str] | None = None, use_cache: bool = True, share_prompts: bool = False,
-           draw: str = "multinomial", per_row: bool = False) -> Samples:
+           draw: str = "multinomial", per_row: bool = False, fast_step: bool = False) -> Samples:
     """Sample one continuation per entry of prompt_ids (repeat an entry for several samples), batch by batch.
 
     per_row=False: batch i draws from make_generator(seed, i), so samples depend on batch_size. per_row=True:
@@ -329,5 +343,6 @@ def sample(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Sequence
                      else make_generator(seed, index, device))
         result.extend(sample_batch(models, tokenizer, prompt_ids[start:start + batch_size], decoder, settings,
                                    max_new_tokens=max_new_tokens, generator=generator, stop=stop,
-                                   use_cache=use_cache, share_prompts=share_prompts, draw=draw))
+                                   use_cache=use_cache, share_prompts=share_prompts, draw=draw,
+                                   fast_step=fast_step))
     return result

@@ -19,8 +19,20 @@ VOCAB = 300
 
 @pytest.fixture(autouse=True)
 def fresh_memory(monkeypatch):
-    """Each test starts with no model class remembered as unsupported."""
+    """Each test starts with no model class remembered as unsupported; these tiny models (hidden 64) take the
+    packed row by default as a wide model would (test_small_models_default_to_rows checks the threshold)."""
     monkeypatch.setattr(segments, "_unsupported", set())
+    monkeypatch.setattr(packing, "PACKED_MIN_HIDDEN", 0)
+
+
+def test_small_models_default_to_rows(monkeypatch):
+    monkeypatch.setattr(packing, "PACKED_MIN_HIDDEN", 256)
+    assert packing.default_layout(tiny_llama()) == "rows"  # hidden 64: the pads cost less than the bookkeeping
+    torch.manual_seed(0)
+    wide = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=256, intermediate_size=128,
+                                        num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+                                        attn_implementation="sdpa")).eval()
+    assert packing.default_layout(wide) == "packed"
 
 
 def tiny_llama(attn="sdpa", seed=0, layers=2):

@@ -36,14 +36,11 @@ def collate_sequences(prompts: list[list[int]], responses: list[list[int]], pad_
             raise ValueError("a row has an empty response (responses end with EOS)")
     seqs = [list(p) + list(r) for p, r in zip(prompts, responses)]
     width = max(len(s) for s in seqs)
-    input_ids = torch.full((len(seqs), width), pad_token_id, dtype=torch.long)  # (R, L)
-    attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)  # (R, L)
-    for i, s in enumerate(seqs):
-        input_ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        attention_mask[i, : len(s)] = 1
+    # padded as Python lists, one tensor each: a copy per row costs more than a small model's forward
     return {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
+        "input_ids": torch.tensor([s + [pad_token_id] * (width - len(s)) for s in seqs], dtype=torch.long),  # (R, L)
+        "attention_mask": torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs],
+                                       dtype=torch.long),  # (R, L)
         "prompt_lengths": torch.tensor([len(p) for p in prompts], dtype=torch.long),
         "response_lengths": torch.tensor([len(r) for r in responses], dtype=torch.long),
         "groups": torch.tensor(prompt_groups(prompts), dtype=torch.long),

@@ -34,6 +34,10 @@ MASKS = ("sdpa", "eager")  # attention implementations that read a custom (G, 1,
 # Devices where the packed row is the default: on a CPU a pad position costs the matmuls a token costs. On a GPU
 # the rows stay the default until a GPU benchmark has measured the packed row there (benchmarks/gpu.sh).
 PACKED_DEVICES = ("cpu",)
+# Below this hidden size the pads' matmuls cost less than the packed row's bookkeeping in every layer: an online
+# batch of the toy model (hidden 64, 8 prompts x 8 samples) took 6.1 ms forward and backward in rows against 6.6
+# packed, one of SmolLM2 (576) 2.17 against 2.12 s (machine F). Only those two sizes were measured.
+PACKED_MIN_HIDDEN = 256
 
 
 def supports_shared_prompt(model: Any) -> bool:
@@ -91,10 +95,12 @@ def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk: in
 
 
 def default_layout(model: Any) -> str:
-    """"packed" where segments.supports the model and it runs on a device in PACKED_DEVICES, else "rows"."""
+    """"packed" where segments.supports the model, it runs on a device in PACKED_DEVICES and its hidden size is
+    at least PACKED_MIN_HIDDEN, else "rows"."""
     inner = _inner(model)
     on = next(inner.parameters()).device.type
-    return "packed" if on in PACKED_DEVICES and supports(inner) else "rows"
+    wide = getattr(inner.config, "hidden_size", PACKED_MIN_HIDDEN) >= PACKED_MIN_HIDDEN
+    return "packed" if on in PACKED_DEVICES and wide and supports(inner) else "rows"
 
 
 def _layout(input_ids: list[list[int]], prompt_len: list[int], resp_len: list[int], blocks: list[list[int]],

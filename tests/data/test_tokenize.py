@@ -172,3 +172,21 @@ def test_batched_encoding_equals_row_by_row(tokenizers):
     rows = [plain[0], chat[0], plain[1], chat[1], chat[2], plain[2], plain[3]]
     batched = encode_examples(tokenizer, [r["prompt"] for r in rows], [[r["chosen"], r["rejected"]] for r in rows])
     assert batched == [encode_example(tokenizer, r["prompt"], [r["chosen"], r["rejected"]]) for r in rows]
+
+
+def test_the_sampler_renders_a_template_once_and_again_after_it_changes(tokenizers, monkeypatch):
+    import copy
+
+    import alignkit.data.tokenize as tokenize
+    from alignkit.engine.sample import eos_ids
+
+    tokenizer = copy.copy(tokenizers["chatml"])  # a fresh object: nothing remembered for it yet
+    renders = []
+    real = tokenize.end_of_turn_ids
+    monkeypatch.setattr(tokenize, "end_of_turn_ids", lambda t: renders.append(1) or real(t))
+    first = eos_ids(tokenizer)
+    assert eos_ids(tokenizer) == first and len(renders) == 1
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") in first
+    tokenizer.chat_template = tokenizers["llama3"].chat_template  # another template: rendered again
+    eos_ids(tokenizer)
+    assert len(renders) == 2

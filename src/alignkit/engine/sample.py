@@ -40,6 +40,7 @@ a sample sums the sampled tokens' log-probs under the sampling distribution (aft
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,13 +102,30 @@ def check_vocabularies(tokenizer: Any, others: dict[str, Any]) -> None:
 def eos_ids(tokenizer: Any, model: Any = None) -> set[int]:
     """Where a sample ends: the tokenizer's EOS, the chat template's end-of-turn token (Gemma's <end_of_turn> is
     not its EOS) and, when it has one, the model's generation config."""
-    from alignkit.data.tokenize import end_of_turn_ids
-
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    ids |= end_of_turn_ids(tokenizer)
+    ids |= _end_of_turn_ids(tokenizer)
     extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids |= set(extra) if isinstance(extra, (list, tuple)) else ({extra} if extra is not None else set())
     return ids
+
+
+_END_OF_TURN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> (chat template, its ids)
+
+
+def _end_of_turn_ids(tokenizer: Any) -> set[int]:
+    """alignkit.data.tokenize.end_of_turn_ids, remembered per tokenizer and chat template: it renders the template,
+    0.5 ms on the toy world's tokenizer, and online training samples a batch every step."""
+    from alignkit.data.tokenize import end_of_turn_ids
+
+    template = getattr(tokenizer, "chat_template", None)
+    try:
+        known = _END_OF_TURN.get(tokenizer)
+    except TypeError:  # a tokenizer that takes no weak reference: render it every time
+        return end_of_turn_ids(tokenizer)
+    if known is None or known[0] != template:
+        known = (template, frozenset(end_of_turn_ids(tokenizer)))
+        _END_OF_TURN[tokenizer] = known
+    return set(known[1])
 
 
 def cache_argument(model: Any) -> str:
@@ -315,15 +333,16 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
         step_ids, step_positions = token, step_positions[:, -1:] + 1  # (B, 1), (B, 1)
 
     result = Samples()
+    rows, sums = generated.tolist(), logprob.tolist()  # one transfer each, not one a row
     for row in range(B):
-        ids = generated[row, :lengths[row]].tolist()
+        ids = rows[row][:lengths[row]]
         result.token_ids.append(ids)
         text = texts[row]
         if text is None:
             text = tokenizer.decode([i for i in ids if i not in eos], skip_special_tokens=True)
         result.texts.append(text)
         result.finish_reasons.append(reasons[row])
-        result.logprobs.append(float(logprob[row]))
+        result.logprobs.append(sums[row])
     return result
 
 

@@ -40,6 +40,7 @@ a sample sums the sampled tokens' log-probs under the sampling distribution (aft
 """
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -149,11 +150,21 @@ def new_cache(model: Any) -> Any:
 
 def accepts(model: Any, name: str) -> bool:
     """Whether the model's forward (or, for a PEFT wrapper, the model inside it) takes keyword `name`."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    forward = inner.forward
+    try:  # a bound method's function: the same for every model of a class, unless its forward was replaced
+        return _takes(getattr(forward, "__func__", forward), name)
+    except TypeError:  # an unhashable callable
+        return _takes.__wrapped__(forward, name)
+
+
+@functools.lru_cache(maxsize=256)
+def _takes(forward: Any, name: str) -> bool:
+    """Whether `forward` has a parameter `name` (inspect.signature costs ~0.1 ms; sampling asks twice a batch)."""
     import inspect
 
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
-        return name in inspect.signature(inner.forward).parameters
+        return name in inspect.signature(forward).parameters
     except (TypeError, ValueError):
         return False
 
@@ -243,13 +254,12 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
     stop = [s for s in (stop or []) if s]
 
     # Left padding puts every prompt's last token in the last column, so one step feeds one column for all rows.
+    # (built as lists, one tensor each: a copy per row costs more than a small model's forward)
     B, T = len(prompt_ids), max(len(p) for p in prompt_ids)
-    input_ids = torch.full((B, T), pad, dtype=torch.long, device=device)  # (B, T)
-    attention_mask = torch.zeros((B, T), dtype=torch.long, device=device)  # (B, T) 1 = real token
-    for row, ids in enumerate(prompt_ids):
-        if ids:
-            input_ids[row, T - len(ids):] = torch.tensor(list(ids), dtype=torch.long)
-            attention_mask[row, T - len(ids):] = 1
+    input_ids = torch.tensor([[pad] * (T - len(ids)) + list(ids) for ids in prompt_ids], dtype=torch.long,
+                             device=device).view(B, T)  # (B, T)
+    attention_mask = torch.tensor([[0] * (T - len(ids)) + [1] * len(ids) for ids in prompt_ids], dtype=torch.long,
+                                  device=device).view(B, T)  # (B, T) 1 = real token
     # Positions count real tokens only, so a padded row sees the same positions as it would alone.
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
 

@@ -9,6 +9,7 @@ from transformers import LlamaForCausalLM  # noqa: E402
 from alignkit.data.collate import collate_pairs  # noqa: E402
 from alignkit.engine import head_logprobs, packing  # noqa: E402
 from alignkit.engine.logprobs import pair_logprobs, response_logprobs  # noqa: E402
+from alignkit.engine.models import unwrap_model  # noqa: E402
 from alignkit.engine.onednn_linear import OneDnnLinear, onednn_available  # noqa: E402
 from test_train import assert_same_run, train, weights  # noqa: E402
 from test_train import model_dir  # noqa: E402,F401 - the module's tiny model folder
@@ -117,7 +118,7 @@ def test_where_it_engages():
     from peft import LoraConfig, get_peft_model
 
     wrapped = get_peft_model(tiny(), LoraConfig(r=2, target_modules=["q_proj", "lm_head"]))
-    assert not head_logprobs.applies(packing._inner(wrapped))  # a LoRA head is no plain nn.Linear
+    assert not head_logprobs.applies(unwrap_model(wrapped))  # a LoRA head is no plain nn.Linear
 
 
 def test_a_soft_capped_model_keeps_its_logits():

@@ -13,6 +13,7 @@ from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 from alignkit.data.collate import collate_pairs, collate_sequences  # noqa: E402
 from alignkit.engine import packing, segments  # noqa: E402
 from alignkit.engine.logprobs import response_logprobs  # noqa: E402
+from alignkit.engine.models import unwrap_model  # noqa: E402
 
 VOCAB = 300
 
@@ -175,7 +176,7 @@ def test_a_lora_wrapper_and_the_toy_model_run_packed():
     wrapped = get_peft_model(tiny_llama(), LoraConfig(r=2, target_modules=["q_proj", "v_proj"],
                                                       init_lora_weights=False))
     for model in (toy_model, wrapped):
-        vocab = packing._inner(model).config.vocab_size
+        vocab = unwrap_model(model).config.vocab_size
         batch = collate_sequences([[5 % vocab, 6 % vocab]] * 2 + [[7 % vocab]] * 2,
                                   [[8 % vocab], [9 % vocab, 10 % vocab], [11 % vocab] * 3, [12 % vocab]], 0)
         assert packing.default_layout(model) == "packed"

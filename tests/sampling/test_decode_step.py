@@ -9,6 +9,7 @@ from sampling_helpers import tiny_llama
 from alignkit.engine import decode_step
 from alignkit.engine.decode_step import DecodeStep
 from alignkit.engine.distributions import SampleDecoder
+from alignkit.engine.models import unwrap_model
 from alignkit.engine.sample import SamplingSettings, encode_prompts, row_generator, sample_batch
 
 PROMPTS = ["what is 2+2?", "a", "hello there friend"]
@@ -80,7 +81,7 @@ def test_logits_equal_the_forward_on_the_toy_model_and_through_lora():
     lora = get_peft_model(tiny_llama(4, 40), LoraConfig(r=2, target_modules=["q_proj", "v_proj"],
                                                         init_lora_weights=False)).eval()
     for model in (toy_model, lora):
-        vocab = decode_step._inner(model).config.vocab_size
+        vocab = unwrap_model(model).config.vocab_size
         plain, fast = forward_and_step(model, *padded_batch(vocab))
         assert all(torch.equal(a, b) for a, b in zip(plain, fast))
     with lora.disable_adapter():  # the adapter is part of the step: without it the logits differ

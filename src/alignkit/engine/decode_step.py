@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from alignkit.engine.models import unwrap_model
+
 # causal LM class -> (its decoder layer class, its attention class): the architectures whose forward this step
 # reproduces (Qwen2's differs from Llama's only by a sliding window, which this step leaves to the forward). A new
 # one is added only with a bit-for-bit test against its forward.
@@ -32,13 +34,8 @@ ARCHITECTURES = {"LlamaForCausalLM": ("LlamaDecoderLayer", "LlamaAttention"),
 ATTENTION = "sdpa"  # the attention implementation whose mask this step builds as transformers does
 
 
-def _inner(model: Any) -> Any:
-    """The transformers model under a PEFT wrapper."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def supports(model: Any) -> bool:
-    inner = _inner(model)
+    inner = unwrap_model(model)
     classes = ARCHITECTURES.get(type(inner).__name__)
     config = getattr(inner, "config", None)
     if classes is None or getattr(config, "_attn_implementation", None) != ATTENTION:
@@ -58,7 +55,7 @@ class DecodeStep:
     """One model's decode steps after its prefill: the keys and values in buffers of `capacity` positions."""
 
     def __init__(self, model: Any, cache: Any, capacity: int, attention_mask: torch.Tensor) -> None:
-        inner = _inner(model)
+        inner = unwrap_model(model)
         self.head, self.body = inner.lm_head, inner.model
         self.layers = list(self.body.layers)
         attention = self.layers[0].self_attn

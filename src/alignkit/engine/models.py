@@ -92,6 +92,15 @@ def load_model(spec: str, dtype: str = "auto", device: str = "auto") -> Any:
     return model.to(dev).eval()
 
 
+def unwrap_model(model: Any) -> Any:
+    """The transformers model under accelerate's (DDP) and peft's wrappers."""
+    import torch
+
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def own_weights(model: Any) -> int:
     """Give every trainable CPU parameter its own memory; returns how many were copied.
 

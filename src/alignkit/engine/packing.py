@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from alignkit.engine import head_logprobs
+from alignkit.engine.models import unwrap_model
 from alignkit.engine.segments import Segments, segment_forward, supports
 
 MASKS = ("sdpa", "eager")  # attention implementations that read a custom (G, 1, L, L) mask as it is given
@@ -42,7 +43,7 @@ PACKED_MIN_HIDDEN = 256
 
 def supports_shared_prompt(model: Any) -> bool:
     """Whether the model's attention takes a custom 4D mask (the layout's only requirement)."""
-    config = getattr(_inner(model), "config", None)
+    config = getattr(unwrap_model(model), "config", None)
     return getattr(config, "_attn_implementation", None) in MASKS
 
 
@@ -71,7 +72,7 @@ def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk: in
     keep = torch.tensor(keep, dtype=torch.bool, device=device).view(G, width)
     at_flat, labels = (torch.tensor(x, dtype=torch.long, device=device) for x in (at_flat, labels))
 
-    inner = _inner(model)
+    inner = unwrap_model(model)
     fused = (head or ("fused" if head_logprobs.applies(inner) else "logits")) == "fused"
     with head_logprobs.hidden_out(inner) if fused else contextlib.nullcontext() as lm_head:
         out = None  # (M, V) logits, or (M, D) final hidden states where the head is fused
@@ -97,7 +98,7 @@ def shared_prompt_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk: in
 def default_layout(model: Any) -> str:
     """"packed" where segments.supports the model, it runs on a device in PACKED_DEVICES and its hidden size is
     at least PACKED_MIN_HIDDEN, else "rows"."""
-    inner = _inner(model)
+    inner = unwrap_model(model)
     on = next(inner.parameters()).device.type
     wide = getattr(inner.config, "hidden_size", PACKED_MIN_HIDDEN) >= PACKED_MIN_HIDDEN
     return "packed" if on in PACKED_DEVICES and wide and supports(inner) else "rows"
@@ -155,9 +156,9 @@ def _block_mask(part: torch.Tensor, model: Any) -> torch.Tensor:
     allow = causal & (key >= 0) & ((key == 0) | (key == query))  # (G, L, L)
     allow |= torch.eye(L, dtype=torch.bool, device=part.device)  # a pad query sees itself: no empty softmax row
     allow = allow[:, None]  # (G, 1, L, L)
-    if _inner(model).config._attn_implementation == "sdpa":
+    if unwrap_model(model).config._attn_implementation == "sdpa":
         return allow
-    dtype = next(_inner(model).parameters()).dtype
+    dtype = next(unwrap_model(model).parameters()).dtype
     return torch.zeros(allow.shape, dtype=dtype, device=part.device).masked_fill(~allow, torch.finfo(dtype).min)
 
 
@@ -173,7 +174,7 @@ def _forward(model: Any, ids: torch.Tensor, pos: torch.Tensor, keep: torch.Tenso
 def _takes_boolean_logits_to_keep(model: Any) -> bool:
     """Whether the model's forward slices through transformers' slice_logits_to_keep, which reads a boolean
     (G, L) mask; a forward of its own (remote code, older releases) gets full logits, sliced here instead."""
-    return _slices_logits(type(_inner(model)))
+    return _slices_logits(type(unwrap_model(model)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -182,10 +183,3 @@ def _slices_logits(cls: type) -> bool:
         return "slice_logits_to_keep(" in inspect.getsource(cls.forward)
     except (OSError, TypeError):
         return False
-
-
-def _inner(model: Any) -> Any:
-    """The transformers model under accelerate's (DDP) and peft's wrappers."""
-    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
-        model = model.module
-    return model.get_base_model() if hasattr(model, "get_base_model") else model

@@ -25,7 +25,7 @@ they agree):
 - draw="inverse-cdf": one uniform per row against the cumulative sum of its probabilities, instead of
   torch.multinomial's exponential race over the whole vocabulary (one random number per row, not V). The same
   distribution, other samples for a seed than draw="multinomial".
-- fast_step: after the prefill, a Llama-architecture model steps through alignkit.engine.decode_step (its own
+- fast_step: after the prefill, a Llama or Qwen2 model steps through alignkit.engine.decode_step (its own
   modules without the forward's per-call glue, keys and values in buffers sized once): the same logits bit for bit.
 
 A model is called as model(input_ids=, attention_mask=, position_ids=, use_cache=True, and its cache; on the
@@ -113,7 +113,7 @@ def eos_ids(tokenizer: Any, model: Any = None) -> set[int]:
 _END_OF_TURN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> (chat template, its ids)
 
 
-def _end_of_turn_ids(tokenizer: Any) -> set[int]:
+def _end_of_turn_ids(tokenizer: Any) -> frozenset[int]:
     """alignkit.data.tokenize.end_of_turn_ids, remembered per tokenizer and chat template: it renders the template,
     0.5 ms on the toy world's tokenizer, and online training samples a batch every step."""
     from alignkit.data.tokenize import end_of_turn_ids
@@ -122,11 +122,11 @@ def _end_of_turn_ids(tokenizer: Any) -> set[int]:
     try:
         known = _END_OF_TURN.get(tokenizer)
     except TypeError:  # a tokenizer that takes no weak reference: render it every time
-        return end_of_turn_ids(tokenizer)
+        return frozenset(end_of_turn_ids(tokenizer))
     if known is None or known[0] != template:
         known = (template, frozenset(end_of_turn_ids(tokenizer)))
         _END_OF_TURN[tokenizer] = known
-    return set(known[1])
+    return known[1]
 
 
 def cache_argument(model: Any) -> str:
@@ -299,14 +299,14 @@ def sample_batch(models: dict[str, Any], tokenizer: Any, prompt_ids: Sequence[Se
                 if caches[role] is not None:
                     caches[role].reorder_cache(expand)  # every layer's keys/values: (U, H, T, D) -> (B, H, T, D)
                 logits[role] = out.logits[:, -1, :].float()[expand]  # (B, V)
-            elif use_cache:
-                out = model(input_ids=step_ids, attention_mask=full_mask, position_ids=step_positions,
-                            use_cache=True, **{cache_names[role]: caches[role]},
-                            **(keep_last[role] if t == 0 else {}))
-                logits[role] = out.logits[:, -1, :].float()  # (B, V)
             else:
-                out = model(input_ids=sequence, attention_mask=full_mask,
-                            position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0), use_cache=False)
+                if use_cache:
+                    out = model(input_ids=step_ids, attention_mask=full_mask, position_ids=step_positions,
+                                use_cache=True, **{cache_names[role]: caches[role]},
+                                **(keep_last[role] if t == 0 else {}))
+                else:
+                    out = model(input_ids=sequence, attention_mask=full_mask,
+                                position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0), use_cache=False)
                 logits[role] = out.logits[:, -1, :].float()  # (B, V)
             if use_cache and t == 0 and fast_step:  # after the prefill: its keys and values move into the step's
                 steps[role] = DecodeStep.after_prefill(model, caches[role], T + max_new_tokens, full_mask)
